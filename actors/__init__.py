@@ -1,0 +1,1 @@
+"""omnitill domains: pure decide/evolve cores and their actor shells."""

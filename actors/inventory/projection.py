@@ -1,0 +1,125 @@
+"""Read models of inventory on this node: per-SKU stock, per-location views, near-me views.
+
+The SKU-pool actors are the only writers. After each commit an actor calls `apply()`
+synchronously (no checkpoint between the update and the bus publish), so a snapshot taken from
+these views always matches the position the bus has published up to. At start-up the engine
+rebuilds the views by replaying each SKU stream through the pure domain (snapshots first).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from actors.catalog import Catalog
+from actors.catalog.geo import haversine_km, pickup_ready_at
+
+__all__ = ["InventoryViews", "NearViews"]
+
+NEAR_LIMIT = 5
+
+
+class InventoryViews:
+    def __init__(self) -> None:
+        self.stock: dict[str, dict[str, dict[str, Any]]] = {}  # sku -> location -> balance
+        self.versions: dict[str, int] = {}  # sku -> stream version
+        self.locations: dict[str, dict[str, Any]] = {}  # location -> "sku:X"/"hold:H" -> value
+        self.refs: dict[str, str] = {}  # hold/transfer id -> sku (for routing id-only commands)
+
+    def version(self, sku: str) -> int:
+        return self.versions.get(sku, 0)
+
+    def apply(
+        self,
+        sku: str,
+        version: int,
+        stock_changes: dict[str, Any],
+        location_changes: dict[str, dict[str, Any]],
+    ) -> None:
+        self.versions[sku] = version
+        balances = self.stock.setdefault(sku, {})
+        for loc, value in stock_changes.items():
+            if value is None:
+                balances.pop(loc, None)
+            else:
+                balances[loc] = value
+        for loc, changes in location_changes.items():
+            view = self.locations.setdefault(loc, {})
+            for key, value in changes.items():
+                if value is None:
+                    view.pop(key, None)
+                else:
+                    view[key] = value
+                    if key.startswith("hold:"):
+                        self.refs[key[5:]] = sku
+
+    def remember_ref(self, ref_id: str, sku: str) -> None:
+        self.refs[ref_id] = sku
+
+
+class NearViews:
+    """Derived `near:{sku}:{lat},{lon}` topics: the nearest pickup stores with stock.
+
+    A near topic shares the position of `stock:{sku}`: each stock delta produces exactly one
+    near delta (possibly with no changes) with the same (epoch, from_seq, seq), so resume and
+    gap detection work exactly as for the stock topic.
+    """
+
+    def __init__(self, catalog: Catalog, views: InventoryViews, clock: Callable[[], float] = time.time) -> None:
+        self._catalog = catalog
+        self._views = views
+        self._clock = clock
+        self.by_sku: dict[str, dict[str, tuple[float, float]]] = {}  # sku -> topic -> (lat, lon)
+        self.last: dict[str, dict[str, Any]] = {}  # topic -> last published state
+
+    def track(self, sku: str, name: str, lat: float, lon: float) -> None:
+        self.by_sku.setdefault(sku, {})[name] = (lat, lon)
+
+    def release(self, name: str) -> None:
+        self.last.pop(name, None)
+        for topics in self.by_sku.values():
+            topics.pop(name, None)
+
+    def compute(self, sku: str, lat: float, lon: float) -> dict[str, Any]:
+        balances = self._views.stock.get(sku, {})
+        now = self._clock()
+        found: list[tuple[float, str, dict[str, Any]]] = []
+        for loc_id, balance in balances.items():
+            available = balance.get("available", 0)
+            if available <= 0:
+                continue
+            loc = self._catalog.location(loc_id)
+            if loc is None or not loc.pickup_enabled:
+                continue
+            found.append((haversine_km(lat, lon, loc.lat, loc.lon), loc_id, balance))
+        found.sort()
+        state: dict[str, Any] = {}
+        for distance, loc_id, balance in found[:NEAR_LIMIT]:
+            loc = self._catalog.location(loc_id)
+            assert loc is not None
+            state[loc_id] = {
+                "name": loc.name,
+                "address": loc.address,
+                "distance_km": round(distance, 2),
+                "available": balance["available"],
+                "ready_at": pickup_ready_at(loc, now, loc.pickup_lead_s),
+            }
+        return state
+
+    def snapshot(self, sku: str, name: str, lat: float, lon: float) -> dict[str, Any]:
+        state = self.compute(sku, lat, lon)
+        self.last[name] = state
+        return state
+
+    def changes_for(self, sku: str) -> list[tuple[str, dict[str, Any]]]:
+        """After a stock change of `sku`: (topic, changes) for each tracked near topic."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        for name, (lat, lon) in self.by_sku.get(sku, {}).items():
+            new = self.compute(sku, lat, lon)
+            old = self.last.get(name, {})
+            changes: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+            changes.update({k: None for k in old if k not in new})
+            self.last[name] = new
+            out.append((name, changes))
+        return out

@@ -1,0 +1,275 @@
+"""The SKU-pool actor: the thin, effectful shell around the pure inventory domain.
+
+Theory of operation
+-------------------
+The runtime hands `handle_batch` every command waiting in the mailbox (up to max_batch). The
+shell decides them one after another against the evolving in-memory state, so the 5th hold
+in a batch sees the units the first four took; then it appends all resulting events, the op
+records that make each command idempotent, and the hold-expiry timers in ONE journal batch
+(the journal may merge it with other actors' batches into one transaction: group commit).
+Only after the commit does it update the read models, publish deltas and answer the askers
+(invariant 2: ack means durable).
+
+If the append fails (a stale owner lost the race, or an op_id was stored by someone else)
+the in-memory state is thrown away, rebuilt from the journal and the whole batch decided
+again: decisions are pure, so re-deciding is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from engine.commands import CommandMsg, Outcome
+from engine.journal.base import Batch, Journal, OpRecord, Timer, VersionConflict
+from engine.journal.base import Snapshot as JournalSnapshot
+from engine.runtime import Actor, Envelope, TimerFired
+from protocol import ErrorCode
+
+from . import domain, views
+from .events import Event, HoldPlaced, TransferCreated, decode_event, encode_event
+
+if TYPE_CHECKING:
+    from engine.bus import LocalBus
+
+    from .projection import InventoryViews, NearViews
+
+__all__ = ["InventoryEnv", "SkuPoolActor", "StockQuery"]
+
+log = logging.getLogger("omnitill.inventory")
+
+SNAPSHOT_EVERY = 500  # events between state snapshots (bounds replay time on activation)
+RECENT_OPS = 4096  # op outcomes remembered in memory per actor (the journal keeps them all)
+_outcome_enc = msgspec.msgpack.Encoder()
+_outcome_dec = msgspec.msgpack.Decoder(Outcome)
+
+
+class StockQuery(msgspec.Struct, frozen=True):
+    """Ask the actor for its state (read-your-writes consistent)."""
+
+
+class InventoryEnv:
+    """What SKU-pool actors share: the journal, the bus, read models and the catalog."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        bus: LocalBus,
+        views: InventoryViews,
+        near: NearViews,
+        locations: Callable[[], Mapping[str, domain.LocationInfo]],
+        on_commit: Callable[[float], None],
+        on_timer: Callable[[float], None],
+    ) -> None:
+        self.journal = journal
+        self.bus = bus
+        self.views = views
+        self.near = near
+        self.locations = locations
+        self.on_commit = on_commit  # journal latency observer (seconds)
+        self.on_timer = on_timer  # a timer was set for due_at: wake the timer service
+
+
+def stream_of(sku: str) -> str:
+    return f"sku:{sku}"
+
+
+async def load_pool(journal: Journal, sku: str) -> domain.SkuPool:
+    stream = stream_of(sku)
+    snap = await journal.load_snapshot(stream)
+    state = domain.decode_state(snap.state) if snap is not None else domain.initial(sku)
+    while True:
+        events = await journal.read(stream, state.version + 1, 2000)
+        if not events:
+            return state
+        for stored in events:
+            state = domain.evolve(state, decode_event(stored.data))
+
+
+class SkuPoolActor(Actor):
+    def __init__(self, env: InventoryEnv, sku: str) -> None:
+        self.env = env
+        self.sku = sku
+        self.stream = stream_of(sku)
+        self.state = domain.initial(sku)
+        self.recent: OrderedDict[str, tuple[str, Outcome]] = OrderedDict()
+        self.since_snapshot = 0
+
+    async def on_start(self) -> None:
+        self.state = await load_pool(self.env.journal, self.sku)
+
+    # --- batch ----------------------------------------------------------------------------
+
+    async def handle_batch(self, batch: list[Envelope]) -> None:
+        commands = [e for e in batch if isinstance(e.msg, CommandMsg)]
+        stored: dict[str, OpRecord] = {}
+        unknown = [e.msg.op_id for e in commands if e.msg.op_id not in self.recent]
+        if unknown:
+            stored = await self.env.journal.lookup_ops(unknown)
+        for attempt in range(4):
+            try:
+                await self._decide_and_commit(batch, stored)
+                return
+            except VersionConflict as exc:
+                log.warning("%s: %s (attempt %d): reloading", self.stream, exc, attempt + 1)
+                self.state = await load_pool(self.env.journal, self.sku)
+                stored = await self.env.journal.lookup_ops([e.msg.op_id for e in commands])
+        for envelope in batch:
+            envelope.fail(RuntimeError(f"{self.stream}: could not commit after retries"))
+
+    async def _decide_and_commit(self, batch: list[Envelope], stored: dict[str, OpRecord]) -> None:
+        state = self.state
+        before = state.version
+        events: list[Event] = []
+        ops: list[OpRecord] = []
+        answers: list[tuple[Envelope, Any]] = []
+        in_batch: dict[str, tuple[str, Outcome]] = {}
+        timers_cleared: list[str] = []
+        locations = self.env.locations()
+        now = time.time()
+        replay: list[Event] = []  # events evolved into `state` (to undo on failure: reload)
+
+        for envelope in batch:
+            msg = envelope.msg
+            if isinstance(msg, CommandMsg):
+                known = in_batch.get(msg.op_id) or self.recent.get(msg.op_id)
+                if known is None and msg.op_id in stored:
+                    rec = stored[msg.op_id]
+                    known = (rec.payload_hash, _outcome_dec.decode(rec.result))
+                if known is not None:
+                    answers.append((envelope, _same_payload(known, msg)))
+                    continue
+                ctx = domain.Ctx(now=msg.now, op_id=msg.op_id, locations=locations)
+                decision = domain.decide(state, msg.name, msg.args, ctx)
+                if isinstance(decision, domain.Rejection):
+                    outcome = Outcome(
+                        ok=False,
+                        code=str(decision.code.value if hasattr(decision.code, "value") else decision.code),
+                        message=decision.message,
+                        details=dict(decision.details),
+                    )
+                else:
+                    new_events, result = decision
+                    for event in new_events:
+                        state = domain.evolve(state, event)
+                        replay.append(event)
+                    events.extend(new_events)
+                    outcome = Outcome(ok=True, result=result)
+                in_batch[msg.op_id] = (msg.payload_hash, outcome)
+                ops.append(
+                    OpRecord(
+                        op_id=msg.op_id,
+                        stream=self.stream,
+                        payload_hash=msg.payload_hash,
+                        ok=outcome.ok,
+                        result=_outcome_enc.encode(outcome),
+                    )
+                )
+                answers.append((envelope, outcome))
+            elif isinstance(msg, TimerFired):
+                hold_id = domain.hold_id_from_timer(msg.timer_id)
+                expired = domain.expire_due(state, hold_id, now) if hold_id else []
+                if hold_id and not expired and hold_id in state.holds:
+                    # Not due yet (extended since): the new timer row already replaced it.
+                    answers.append((envelope, None))
+                    continue
+                for event in expired:
+                    state = domain.evolve(state, event)
+                    replay.append(event)
+                events.extend(expired)
+                if not expired:
+                    timers_cleared.append(msg.timer_id)
+                answers.append((envelope, None))
+            else:
+                answers.append((envelope, msg))  # queries are answered after the commit
+
+        timers_set: list[Timer] = []
+        for event in events:
+            to_set, to_clear = domain.timer_changes(event)
+            for timer_id, due_at in to_set:
+                timers_set.append(
+                    Timer(timer_id=timer_id, actor_key=f"sku:{self.sku}", due_at=due_at,
+                          payload=timer_id.encode())
+                )
+            timers_cleared.extend(to_clear)
+
+        if events or ops or timers_cleared:
+            append = Batch(
+                stream=self.stream,
+                expected_version=before,
+                events=[encode_event(e) for e in events],
+                ops=ops,
+                timers_set=timers_set,
+                timers_cleared=[(f"sku:{self.sku}", t) for t in timers_cleared],
+            )
+            started = time.perf_counter()
+            try:
+                result = await self.env.journal.append(append)
+            except BaseException:
+                # `state` may hold uncommitted events: rebuild from the journal before reuse.
+                self.state = domain.initial(self.sku)
+                self.state = await load_pool(self.env.journal, self.sku)
+                raise
+            self.env.on_commit(time.perf_counter() - started)
+            if result.version != state.version:
+                # The domain counts versions itself; they must agree with the journal.
+                log.error("%s: version mismatch %s != %s", self.stream, result.version, state.version)
+        self.state = state
+
+        for op_id, known in in_batch.items():
+            self.recent[op_id] = known
+        while len(self.recent) > RECENT_OPS:
+            self.recent.popitem(last=False)
+        if timers_set:
+            self.env.on_timer(min(t.due_at for t in timers_set))
+        if events:
+            self._publish(before, events)
+            self.since_snapshot += len(events)
+            if self.since_snapshot >= SNAPSHOT_EVERY:
+                self.since_snapshot = 0
+                await self.env.journal.save_snapshot(
+                    JournalSnapshot(self.stream, state.version, domain.encode_state(state))
+                )
+
+        for envelope, answer in answers:
+            if isinstance(answer, StockQuery):
+                envelope.respond((state.version, views.stock_view(state)))
+            else:
+                envelope.respond(answer)
+
+    def _publish(self, before: int, events: list[Event]) -> None:
+        env = self.env
+        state = self.state
+        stock = views.stock_changes(state, events)
+        by_location = views.location_changes(state, events)
+        for event in events:
+            if isinstance(event, HoldPlaced):
+                env.views.remember_ref(event.hold_id, self.sku)
+            elif isinstance(event, TransferCreated):
+                env.views.remember_ref(event.transfer_id, self.sku)
+        env.views.apply(self.sku, state.version, stock, by_location)
+        epoch = env.journal.epoch
+        env.bus.publish(
+            f"stock:{self.sku}", stock, epoch=epoch, from_seq=before + 1, seq=state.version
+        )
+        for name, changes in env.near.changes_for(self.sku):
+            env.bus.publish(name, changes, epoch=epoch, from_seq=before + 1, seq=state.version)
+        for location_id, changes in by_location.items():
+            env.bus.publish(f"location:{location_id}", changes)
+
+
+def _same_payload(known: tuple[str, Outcome], msg: CommandMsg) -> Outcome:
+    payload_hash, outcome = known
+    if payload_hash != msg.payload_hash:
+        return Outcome(
+            ok=False,
+            code=ErrorCode.IDEMPOTENCY_CONFLICT.value,
+            message=f"op_id {msg.op_id!r} was already used for a different command",
+            details={"op_id": msg.op_id},
+        )
+    return outcome

@@ -1,0 +1,333 @@
+"""Plugs the catalog and inventory domains into the engine: actor kinds, command routes,
+topic sources, start-up (catalog load, demo seed, read-model rebuild) and REST reads."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import trio
+
+from actors.catalog import Catalog, build_demo, demo_events, resolve_near
+from actors.catalog.model import CatalogEvent, Location, decode_catalog_event, encode_catalog_event
+from engine.auth import Claims
+from engine.commands import CommandSpec
+from engine.journal.base import Batch
+from protocol import ErrorCode, ProtocolError
+from protocol.topics import LocationTopic, NearTopic, StockTopic, Topic
+
+from . import domain, views
+from .projection import InventoryViews, NearViews
+from .shell import InventoryEnv, SkuPoolActor, load_pool
+
+if TYPE_CHECKING:
+    from engine.server import Engine
+
+__all__ = ["CATALOG_STREAM", "install"]
+
+log = logging.getLogger("omnitill.inventory")
+
+CATALOG_STREAM = "catalog"
+DEMO_MARKER_STREAM = "meta:demo"
+SEED_CLAIMS = Claims(sub="seed", role="admin", exp=math.inf)
+
+
+def _locations_of(args: Any) -> tuple[str, ...]:
+    out = []
+    for field in ("location_id", "from_location", "to_location"):
+        value = getattr(args, field, None)
+        if value:
+            out.append(value)
+    return tuple(out)
+
+
+class InventoryWiring:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.catalog: Catalog = engine.catalog
+        self.views = InventoryViews()
+        self.near = NearViews(self.catalog, self.views)
+        self._location_infos: dict[str, domain.LocationInfo] = {}
+        self.env = InventoryEnv(
+            journal=engine.journal,
+            bus=engine.bus,
+            views=self.views,
+            near=self.near,
+            locations=self.location_infos,
+            on_commit=engine.metrics.journal_latency.observe,
+            on_timer=engine.timers.notify,
+        )
+
+    # --- catalog ------------------------------------------------------------------------
+
+    def location_infos(self) -> Mapping[str, domain.LocationInfo]:
+        return self._location_infos
+
+    def apply_catalog(self, event: CatalogEvent) -> None:
+        self.catalog.apply(event)
+        loc = getattr(event, "location", None)
+        if isinstance(loc, Location):
+            self._location_infos[loc.id] = domain.LocationInfo(
+                id=loc.id,
+                name=loc.name,
+                pickup_enabled=loc.pickup_enabled,
+                pickup_lead_s=loc.pickup_lead_s,
+                kind=loc.kind,
+            )
+
+    async def load_catalog(self) -> int:
+        journal = self.engine.journal
+        version = 0
+        while True:
+            events = await journal.read(CATALOG_STREAM, version + 1, 5000)
+            if not events:
+                return version
+            for stored in events:
+                self.apply_catalog(decode_catalog_event(stored.data))
+                version = stored.version
+
+    async def append_catalog(self, events: list[CatalogEvent]) -> None:
+        journal = self.engine.journal
+        for start in range(0, len(events), 500):
+            chunk = events[start : start + 500]
+            version = await journal.stream_version(CATALOG_STREAM)
+            await journal.append(
+                Batch(
+                    stream=CATALOG_STREAM,
+                    expected_version=version,
+                    events=[encode_catalog_event(e) for e in chunk],
+                )
+            )
+            for event in chunk:
+                self.apply_catalog(event)
+
+    async def seed_demo(self, retailer: str, *, scale: float = 1.0, progress: Any = None) -> int:
+        """Load a demo retailer: catalog, then opening stock through the real command path.
+
+        Every stock row is a `stock.receive` with a deterministic op_id, so an interrupted
+        seed simply runs again: rows already received are answered from the op table.
+        """
+        data = build_demo(retailer, scale=scale)  # type: ignore[arg-type]
+        if await self.engine.journal.stream_version(CATALOG_STREAM) == 0:
+            await self.append_catalog(demo_events(data))
+        rows: list[tuple[str, str, dict[str, Any]]] = []
+        for sku, loc, qty in data.stock:
+            if qty > 0:
+                rows.append((f"seed:{retailer}:recv:{sku}:{loc}", "stock.receive",
+                             {"sku": sku, "location_id": loc, "qty": qty, "reference": "demo seed"}))
+        for sku, loc, qty in data.safety_stock:
+            rows.append((f"seed:{retailer}:safety:{sku}:{loc}", "stock.set_safety",
+                         {"sku": sku, "location_id": loc, "safety_stock": qty}))
+        done = 0
+        limiter = trio.Semaphore(128)
+        dispatcher = self.engine.dispatcher
+
+        async def one(op_id: str, name: str, args: dict[str, Any]) -> None:
+            nonlocal done
+            try:
+                for _attempt in range(5):
+                    try:
+                        await dispatcher.execute(SEED_CLAIMS, op_id, name, args)
+                        break
+                    except ProtocolError as exc:
+                        if exc.code != ErrorCode.UNAVAILABLE:
+                            raise
+                        await trio.sleep(0.05)
+            finally:
+                limiter.release()
+            done += 1
+            if progress is not None:
+                progress(done, len(rows))
+
+        async with trio.open_nursery() as nursery:
+            for row in rows:
+                await limiter.acquire()
+                nursery.start_soon(one, *row)
+        marker = await self.engine.journal.stream_version(DEMO_MARKER_STREAM)
+        await self.engine.journal.append(
+            Batch(
+                stream=DEMO_MARKER_STREAM,
+                expected_version=marker,
+                events=[("demo.seeded", msgspec.msgpack.encode({"retailer": retailer, "rows": len(rows)}))],
+            )
+        )
+        return len(rows)
+
+    async def rebuild_views(self) -> int:
+        journal = self.engine.journal
+        streams = await journal.list_streams("sku:")
+        for stream in streams:
+            state = await load_pool(journal, stream[4:])
+            self.restore_pool(state)
+        return len(streams)
+
+    def restore_pool(self, state: domain.SkuPool) -> None:
+        by_location = {loc: views.location_view(state, loc) for loc in state.balances}
+        self.views.apply(state.sku, state.version, views.stock_view(state), by_location)
+        for hold_id in state.holds:
+            self.views.remember_ref(hold_id, state.sku)
+        for transfer_id in state.transfers:
+            self.views.remember_ref(transfer_id, state.sku)
+        for hold_id in state.closed_holds:
+            self.views.remember_ref(hold_id, state.sku)
+        for transfer_id in state.closed_transfers:
+            self.views.remember_ref(transfer_id, state.sku)
+
+    async def startup(self) -> None:
+        engine = self.engine
+        await self.load_catalog()
+        demo = engine.config.demo
+        if demo and await engine.journal.stream_version(DEMO_MARKER_STREAM) == 0:
+            started = time.perf_counter()
+            await self.rebuild_views()
+            rows = await self.seed_demo(demo)
+            log.info("seeded %s demo: %d stock rows in %.1fs", demo, rows, time.perf_counter() - started)
+        n = await self.rebuild_views()
+        log.info("inventory read models: %d SKU pools, %d locations", n, len(self.catalog.locations()))
+
+    # --- commands -----------------------------------------------------------------------
+
+    def route(self, args: Any) -> str:
+        sku = getattr(args, "sku", None)
+        if sku is None:
+            ref = getattr(args, "hold_id", None) or getattr(args, "transfer_id", None)
+            sku = self.views.refs.get(ref) if ref else None
+            if sku is None:
+                kind = "hold" if hasattr(args, "hold_id") else "transfer"
+                raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown {kind} {ref!r}", {f"{kind}_id": ref})
+        return f"sku:{sku}"
+
+    def validate(self, args: Any) -> None:
+        sku = getattr(args, "sku", None)
+        if sku is not None and self.catalog.variant(sku) is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown SKU {sku!r}", {"sku": sku})
+        for loc in _locations_of(args):
+            if loc not in self._location_infos:
+                raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown location {loc!r}", {"location_id": loc})
+
+    def ref_locations(self, args: Any) -> tuple[str, ...]:
+        """Locations an id-only command touches (for location-scoped tokens)."""
+        found = _locations_of(args)
+        if found:
+            return found
+        ref = getattr(args, "hold_id", None) or getattr(args, "transfer_id", None)
+        sku = self.views.refs.get(ref) if ref else None
+        if sku is None:
+            return ()
+        hold = self.views.locations
+        for loc, view in hold.items():
+            if f"hold:{ref}" in view:
+                return (loc,)
+        return ()
+
+    # --- topics ---------------------------------------------------------------------------
+
+    def _known_sku(self, sku: str, name: str) -> None:
+        if self.catalog.variant(sku) is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_TOPIC, f"unknown topic {name!r}: no SKU {sku!r}")
+
+
+class StockSource:
+    def __init__(self, w: InventoryWiring) -> None:
+        self.w = w
+
+    def prepare(self, topic: Topic, name: str) -> None:
+        assert isinstance(topic, StockTopic)
+        self.w._known_sku(topic.sku, name)
+        self.w.engine.bus.topic(name, epoch=self.w.engine.journal.epoch, seq=self.w.views.version(topic.sku))
+
+    def snapshot(self, topic: Topic, name: str) -> tuple[str, int, dict[str, Any]]:
+        assert isinstance(topic, StockTopic)
+        state = dict(self.w.views.stock.get(topic.sku, {}))
+        return self.w.engine.journal.epoch, self.w.views.version(topic.sku), state
+
+    def released(self, name: str) -> None:
+        pass
+
+
+class NearSource:
+    def __init__(self, w: InventoryWiring) -> None:
+        self.w = w
+
+    def prepare(self, topic: Topic, name: str) -> None:
+        assert isinstance(topic, NearTopic)
+        self.w._known_sku(topic.sku, name)
+        self.w.engine.bus.topic(name, epoch=self.w.engine.journal.epoch, seq=self.w.views.version(topic.sku))
+        if name not in self.w.near.last:
+            self.w.near.snapshot(topic.sku, name, topic.lat, topic.lon)
+        self.w.near.track(topic.sku, name, topic.lat, topic.lon)
+
+    def snapshot(self, topic: Topic, name: str) -> tuple[str, int, dict[str, Any]]:
+        assert isinstance(topic, NearTopic)
+        state = self.w.near.last.get(name)
+        if state is None:
+            state = self.w.near.snapshot(topic.sku, name, topic.lat, topic.lon)
+        return self.w.engine.journal.epoch, self.w.views.version(topic.sku), dict(state)
+
+    def released(self, name: str) -> None:
+        self.w.near.release(name)
+
+
+class LocationSource:
+    def __init__(self, w: InventoryWiring) -> None:
+        self.w = w
+
+    def prepare(self, topic: Topic, name: str) -> None:
+        assert isinstance(topic, LocationTopic)
+        if self.w.catalog.location(topic.location_id) is None:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_TOPIC, f"unknown topic {name!r}: no location {topic.location_id!r}"
+            )
+        self.w.engine.bus.topic(name)
+
+    def snapshot(self, topic: Topic, name: str) -> tuple[str, int, dict[str, Any]]:
+        assert isinstance(topic, LocationTopic)
+        pos = self.w.engine.bus.position(name)
+        return pos.epoch, pos.seq, dict(self.w.views.locations.get(topic.location_id, {}))
+
+    def released(self, name: str) -> None:
+        pass
+
+
+def install(engine: Engine) -> InventoryWiring:
+    w = InventoryWiring(engine)
+    engine.inventory = w  # type: ignore[attr-defined]
+    engine.actor_factories["sku"] = lambda sku: SkuPoolActor(w.env, sku)
+    for name, args_type in domain.INVENTORY_COMMAND_ARGS.items():
+        engine.dispatcher.register(
+            CommandSpec(name=name, args_type=args_type, route=w.route,
+                        locations=w.ref_locations, validate=w.validate)
+        )
+    engine.sources.register(StockTopic, StockSource(w))
+    engine.sources.register(NearTopic, NearSource(w))
+    engine.sources.register(LocationTopic, LocationSource(w))
+    engine.startup_hooks.append(w.startup)
+    from .http import install_http  # noqa: PLC0415
+
+    engine.http_installers.append(lambda app, bearer, body: install_http(w, app, bearer, body))
+    return w
+
+
+def product_item(product: Any, variant: Any) -> dict[str, Any]:
+    return {
+        "product_id": product.id,
+        "name": product.name,
+        "brand": product.brand,
+        "category": product.category,
+        "sku": variant.sku,
+        "barcode": variant.barcode,
+        "plu": variant.plu,
+        "options": variant.options,
+        "price_cents": variant.price_cents,
+        "unit": variant.unit,
+        "serial_tracked": variant.serial_tracked,
+        "tags": product.tags,
+    }
+
+
+def resolve_point(w: InventoryWiring, q: str) -> tuple[float, float] | None:
+    return resolve_near(q, w.catalog)

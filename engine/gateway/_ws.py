@@ -1,0 +1,354 @@
+"""The `/ws` endpoint, as a raw ASGI websocket handler.
+
+Theory of operation
+-------------------
+Each connection runs three tasks in its own nursery: the reader (decodes frames, answers
+hello/subscribe/ping inline, starts commands as tasks so one connection can pipeline many),
+the writer (the only task that ever sends on this socket: it drains the connection's Outbox),
+and a watchdog (hello deadline, keepalive, slow-consumer cut-off). Actors and the bus only
+ever call the Outbox's non-blocking methods, so a stalled socket can delay nobody but itself;
+its pending deltas are conflated per topic, so its memory stays bounded.
+
+Bad input never closes the connection by itself: every bad frame gets an `error` with a stable
+code and changes nothing. A client that sends nothing but bad frames (over BAD_FRAME_LIMIT in
+a row) is closed with 1008, and one that never says hello within HELLO_TIMEOUT_S with 4003.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from protocol import (
+    CLOSE_CODES,
+    PROTOCOL_VERSION,
+    SERVER_VERSION,
+    Ack,
+    Command,
+    Error,
+    ErrorCode,
+    Hello,
+    Ping,
+    Pong,
+    ProtocolError,
+    Reject,
+    Resumed,
+    Snapshot,
+    Subscribe,
+    Unsubscribe,
+    Welcome,
+    decode_client,
+    parse_topic,
+)
+
+from ..auth import Claims, check_topic
+from ..bus import DeltaFrame, Outbox, OutboxOverflow
+from ._ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    from ..server import Engine
+
+__all__ = ["serve_websocket"]
+
+log = logging.getLogger("omnitill.gateway")
+
+HELLO_TIMEOUT_S = 10.0
+BAD_FRAME_LIMIT = 50
+MAX_INFLIGHT_COMMANDS = 128
+_session_ids = itertools.count(1)
+
+
+def header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+class Connection:
+    def __init__(self, engine: Engine, send: Any) -> None:
+        self.engine = engine
+        self._send = send
+        cfg = engine.config
+        self.outbox = Outbox("json", max_control=cfg.outbox_max_control)
+        self.claims: Claims | None = None
+        self.kind = "unknown"
+        self.session = f"s{next(_session_ids)}-{secrets.token_hex(3)}"
+        self.bucket = TokenBucket(cfg.commands_per_s, cfg.command_burst)
+        self.inflight = trio.Semaphore(MAX_INFLIGHT_COMMANDS)
+        self.bad_frames = 0
+        self.last_progress = time.monotonic()
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    # --- output -------------------------------------------------------------------------
+
+    def error(self, code: ErrorCode, message: str, topic: str | None = None) -> None:
+        self.engine.metrics.errors[code.value] += 1
+        self.outbox.send(Error(code=code.value, message=message, topic=topic))
+
+    async def writer(self) -> None:
+        send = self._send
+        outbox = self.outbox
+        metrics = self.engine.metrics
+        while True:
+            await outbox.wait()
+            if outbox.closed:
+                return
+            frames = outbox.drain()
+            text = outbox.encoding == "json"
+            for frame in frames:
+                if text:
+                    await send({"type": "websocket.send", "text": frame.decode()})
+                else:
+                    await send({"type": "websocket.send", "bytes": frame})
+                self.last_progress = time.monotonic()
+            metrics.frames_out += len(frames)
+
+    def close(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason
+
+    # --- input --------------------------------------------------------------------------
+
+    async def reader(self, receive: Any, nursery: trio.Nursery) -> None:
+        max_bytes = self.engine.config.max_frame_bytes
+        metrics = self.engine.metrics
+        while self.close_code is None:
+            event = await receive()
+            etype = event["type"]
+            if etype == "websocket.disconnect":
+                return
+            if etype != "websocket.receive":
+                continue
+            data = event.get("text")
+            if data is None:
+                data = event.get("bytes") or b""
+            metrics.frames_in += 1
+            if len(data) > max_bytes:
+                self.error(ErrorCode.TOO_LARGE, f"frame of {len(data)} bytes is over the {max_bytes}-byte limit")
+                continue
+            try:
+                msg = decode_client(data, self.outbox.encoding)
+            except ProtocolError as exc:
+                self.bad_frames += 1
+                self.error(exc.code, exc.message)
+                if self.bad_frames > BAD_FRAME_LIMIT:
+                    self.close(CLOSE_CODES["protocol_violation"], "too many bad frames")
+                continue
+            self.bad_frames = 0
+            try:
+                await self.handle(msg, nursery)
+            except ProtocolError as exc:
+                topic = getattr(msg, "topic", None)
+                self.error(exc.code, exc.message, topic)
+
+    async def handle(self, msg: Any, nursery: trio.Nursery) -> None:
+        if isinstance(msg, Ping):
+            self.outbox.send(Pong(nonce=msg.nonce, server_time=time.time()))
+            return
+        if isinstance(msg, Hello):
+            self.hello(msg)
+            return
+        if self.claims is None:
+            raise ProtocolError(ErrorCode.UNAUTHORIZED, "send hello with a token first")
+        if self.claims.exp < time.time():
+            self.error(ErrorCode.UNAUTHORIZED, "token expired: sign in again")
+            self.close(CLOSE_CODES["unauthorized"], "token expired")
+            return
+        if isinstance(msg, Command):
+            if not self.engine.command_limiter_ok(self.bucket):
+                self.outbox.send(
+                    Reject(
+                        op_id=msg.op_id,
+                        code=ErrorCode.RATE_LIMITED.value,
+                        message="too many commands per second on this connection: slow down",
+                        details={"limit_per_s": self.engine.config.commands_per_s},
+                    )
+                )
+                return
+            await self.inflight.acquire()
+            nursery.start_soon(self.run_command, msg)
+        elif isinstance(msg, Subscribe):
+            await self.subscribe(msg)
+        elif isinstance(msg, Unsubscribe):
+            self.engine.unsubscribe(msg.topic, self.outbox)
+
+    def hello(self, msg: Hello) -> None:
+        if msg.protocol != PROTOCOL_VERSION:
+            raise ProtocolError(
+                ErrorCode.BAD_FRAME,
+                f"protocol version {msg.protocol} is not supported; this server speaks {PROTOCOL_VERSION}",
+            )
+        claims = self.engine.signer.verify(msg.token)
+        first = self.claims is None
+        if not first and self.claims is not None and claims.role != self.claims.role:
+            # A token refresh may extend the session, not change who it is.
+            raise ProtocolError(ErrorCode.FORBIDDEN, "a renewed token must keep the same role")
+        self.claims = claims
+        if first:
+            self.kind = msg.client
+            self.outbox.encoding = msg.encoding
+            self.engine.metrics.connections[self.kind] += 1
+        self.outbox.send(
+            Welcome(
+                session=self.session,
+                server_version=SERVER_VERSION,
+                protocol=PROTOCOL_VERSION,
+                roles=[claims.role],
+                location=claims.loc,
+                heartbeat_s=self.engine.config.heartbeat_s,
+            )
+        )
+
+    async def run_command(self, msg: Command) -> None:
+        try:
+            assert self.claims is not None
+            result = await self.engine.dispatcher.execute(self.claims, msg.op_id, msg.name, msg.args)
+            self.outbox.send(Ack(op_id=msg.op_id, result=result))
+        except ProtocolError as exc:
+            self.outbox.send(
+                Reject(op_id=msg.op_id, code=exc.code.value, message=exc.message, details=exc.details)
+            )
+        except OutboxOverflow:
+            self.close(CLOSE_CODES["slow_consumer"], "not reading replies")
+        except Exception:
+            log.exception("command %s failed", msg.name)
+            self.outbox.send(
+                Reject(
+                    op_id=msg.op_id,
+                    code=ErrorCode.INTERNAL.value,
+                    message="internal error: retry with the same op_id",
+                )
+            )
+        finally:
+            self.inflight.release()
+
+    async def subscribe(self, msg: Subscribe) -> None:
+        assert self.claims is not None
+        name = msg.topic
+        topic = parse_topic(name)
+        check_topic(self.claims, topic)
+        engine = self.engine
+        outbox = self.outbox
+        if name not in outbox.subscribed and len(outbox.subscribed) >= engine.config.outbox_max_topics:
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"subscription limit of {engine.config.outbox_max_topics} topics reached",
+            )
+        source = engine.sources.get(topic)
+        source.prepare(topic, name)
+        outbox.drop_topic(name)
+        engine.bus.subscribe(name, outbox)
+        if msg.resume is not None:
+            missed = engine.bus.catch_up(name, msg.resume)
+            if missed is True:
+                engine.metrics.resumes += 1
+                outbox.send(Resumed(topic=name, epoch=msg.resume.epoch, seq=msg.resume.seq))
+                return
+            if missed is not None and missed is not False:
+                engine.metrics.resumes += 1
+                outbox.send(
+                    Resumed(
+                        topic=name,
+                        epoch=missed.epoch,
+                        seq=missed.seq,
+                        missed=missed.seq - msg.resume.seq,
+                    )
+                )
+                outbox.offer_delta(DeltaFrame(missed))
+                return
+            engine.metrics.resyncs += 1
+        result = source.snapshot(topic, name)
+        if not isinstance(result, tuple):
+            result = await result
+        epoch, seq, state = result
+        if name not in outbox.subscribed:
+            return  # unsubscribed while the snapshot was being made
+        outbox.set_snapshot_floor(name, epoch, seq)
+        outbox.send(Snapshot(topic=name, epoch=epoch, seq=seq, state=state))
+
+    # --- watchdog -----------------------------------------------------------------------
+
+    async def watchdog(self, cancel: trio.CancelScope) -> None:
+        cfg = self.engine.config
+        started = time.monotonic()
+        while True:
+            await trio.sleep(0.5)
+            now = time.monotonic()
+            if self.close_code is not None:
+                break
+            if self.claims is None and now - started > HELLO_TIMEOUT_S:
+                self.close(CLOSE_CODES["unauthorized"], "no hello")
+                break
+            if len(self.outbox) and now - self.last_progress > cfg.slow_client_grace_s:
+                self.engine.metrics.slow_disconnects += 1
+                self.close(CLOSE_CODES["slow_consumer"], "too slow: reconnect and resume")
+                break
+            if not len(self.outbox):
+                self.last_progress = now
+        cancel.cancel()
+
+
+async def serve_websocket(engine: Engine, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    first = await receive()
+    if first["type"] != "websocket.connect":
+        return
+    origin = header(scope, b"origin")
+    if not engine.origin_allowed(origin):
+        engine.metrics.errors["origin_rejected"] += 1
+        await send({"type": "websocket.close", "code": CLOSE_CODES["protocol_violation"]})
+        return
+    if not engine.accept_ok():
+        # Reconnect storms: turn extra connections away fast; clients back off with jitter.
+        engine.metrics.errors["accept_rate_limited"] += 1
+        await send({"type": "websocket.close", "code": 1013})
+        return
+    await send({"type": "websocket.accept"})
+    conn = Connection(engine, send)
+    engine.metrics.connections_total += 1
+    engine.connections.add(conn)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn.writer)
+            nursery.start_soon(conn.watchdog, nursery.cancel_scope)
+
+            async def read_then_stop() -> None:
+                try:
+                    await conn.reader(receive, nursery)
+                finally:
+                    if conn.close_code is not None:
+                        # Let the writer flush the error that explains the close.
+                        with trio.move_on_after(1.0):
+                            while len(conn.outbox) and not conn.outbox.closed:
+                                await trio.sleep(0.01)
+                    nursery.cancel_scope.cancel()
+
+            nursery.start_soon(read_then_stop)
+    finally:
+        engine.connections.discard(conn)
+        engine.bus_release(conn.outbox)
+        conn.outbox.close()
+        if conn.claims is not None:
+            engine.metrics.connections[conn.kind] -= 1
+            if engine.metrics.connections[conn.kind] <= 0:
+                del engine.metrics.connections[conn.kind]
+        if conn.close_code is not None:
+            with trio.move_on_after(1.0) as cs:
+                cs.shield = True
+                try:
+                    await send(
+                        {
+                            "type": "websocket.close",
+                            "code": conn.close_code,
+                            "reason": conn.close_reason,
+                        }
+                    )
+                except Exception:  # the peer may be gone already
+                    pass

@@ -1,0 +1,548 @@
+"""SQLite journal: the embedded default store.
+
+Theory of operation
+-------------------
+One database file in WAL mode. WAL lets readers run while the writer commits, and makes a
+commit one append to the -wal file (plus an fsync) instead of a rewrite of the database pages.
+
+Writes: all of them go through the group-commit writer (`_group.py`): one writer connection,
+used only from worker threads that hold `_write_limiter` (a CapacityLimiter(1)), so exactly one
+thread touches it at a time. A group is applied inside `BEGIN IMMEDIATE ... COMMIT`; each job is
+pre-checked (stream version, op_ids) and then applied inside its own SAVEPOINT, so a job that
+fails -- a conflict, or bad data the database rejects -- is rolled back alone while the rest of
+the group commits. The worker thread is not abandoned on cancellation (trio's default), so a
+transaction that started always runs to COMMIT or ROLLBACK before the writer task sees Cancelled.
+
+Global positions: the writer holds the write lock, so it reads the AUTOINCREMENT counter once
+per group and numbers the group's events itself (one executemany per batch). A rolled-back
+savepoint rolls back its events and the counter together, so positions have no gaps.
+
+Reads: a small pool of read connections (`query_only`), each checked out by one trio task and
+used by one worker thread at a time. Every read is a single statement, so in WAL mode it sees
+one committed snapshot and never blocks, nor is blocked by, the writer.
+
+Durability: `synchronous=FULL` by default. In WAL mode NORMAL skips the fsync at each commit
+(only checkpoints sync), so a power loss or OS crash can lose the last commits -- acks that were
+already sent, breaking invariant 2. With group commit one fsync covers a whole group; see
+bench/journal_bench.py for what FULL costs here (it is small relative to the group). NORMAL is
+still available for throwaway/dev databases.
+
+Schema changes are numbered migrations (`MIGRATIONS`), applied in order at `open()` in one
+transaction and recorded in `schema_migrations`; re-opening applies nothing twice.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import trio
+
+from ._group import GroupCommitJournal, Outcome, WriteOp
+from .base import (
+    AppendResult,
+    Batch,
+    Journal,
+    JournalClosed,
+    JournalError,
+    OpRecord,
+    Snapshot,
+    StoredEvent,
+    Timer,
+    VersionConflict,
+)
+
+__all__ = ["MIGRATIONS", "SqliteJournal"]
+
+T = TypeVar("T")
+
+# (version, name, statements). Append only: never edit a migration that has shipped.
+MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
+    (
+        1,
+        "initial schema",
+        (
+            """CREATE TABLE events (
+                global_pos INTEGER PRIMARY KEY AUTOINCREMENT,
+                stream     TEXT    NOT NULL,
+                version    INTEGER NOT NULL,
+                type       TEXT    NOT NULL,
+                data       BLOB    NOT NULL,
+                ts         REAL    NOT NULL,
+                UNIQUE (stream, version)
+            )""",
+            """CREATE TABLE streams (
+                stream  TEXT PRIMARY KEY,
+                version INTEGER NOT NULL
+            ) WITHOUT ROWID""",
+            """CREATE TABLE ops (
+                op_id        TEXT PRIMARY KEY,
+                stream       TEXT    NOT NULL,
+                payload_hash TEXT    NOT NULL,
+                ok           INTEGER NOT NULL,
+                result       BLOB    NOT NULL,
+                ts           REAL    NOT NULL
+            ) WITHOUT ROWID""",
+            """CREATE TABLE timers (
+                actor_key TEXT NOT NULL,
+                timer_id  TEXT NOT NULL,
+                due_at    REAL NOT NULL,
+                payload   BLOB NOT NULL,
+                PRIMARY KEY (actor_key, timer_id)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX timers_due_at ON timers (due_at)",
+            """CREATE TABLE snapshots (
+                stream  TEXT PRIMARY KEY,
+                version INTEGER NOT NULL,
+                state   BLOB    NOT NULL
+            ) WITHOUT ROWID""",
+            """CREATE TABLE meta (
+                key   TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            ) WITHOUT ROWID""",
+        ),
+    ),
+]
+
+_IN_CHUNK = 500  # bound on `?` parameters per IN (...) query
+
+_EVENT_COLS = "global_pos, stream, version, type, data, ts"
+
+
+def _event(row: tuple[Any, ...]) -> StoredEvent:
+    pos, stream, version, typ, data, ts = row
+    return StoredEvent(
+        stream=stream, version=version, type=typ, data=bytes(data), ts=ts, global_pos=pos
+    )
+
+
+def _prefix_upper(prefix: str) -> str | None:
+    """Smallest string greater than every string starting with `prefix` (None: no bound)."""
+    chars = list(prefix)
+    while chars and ord(chars[-1]) == 0x10FFFF:
+        chars.pop()
+    if not chars:
+        return None
+    nxt = ord(chars[-1]) + 1
+    if 0xD800 <= nxt <= 0xDFFF:  # surrogates cannot be stored; skip to the next scalar value
+        nxt = 0xE000
+    chars[-1] = chr(nxt)
+    return "".join(chars)
+
+
+class SqliteJournal(GroupCommitJournal):
+    """Journal on one SQLite file. `open()`, then `await nursery.start(j.run)`, then use it.
+
+    `open()` only prepares the database (connections, migrations); trio has no background
+    tasks, so the group-commit writer is `run()`, which the owner starts in its own nursery.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_group: int = 512,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        readers: int = 2,
+    ) -> None:
+        super().__init__(max_group=max_group)
+        self._path = os.fspath(path)
+        if self._path == ":memory:" or self._path.startswith("file::memory:"):
+            raise ValueError("SqliteJournal needs a file (WAL and several connections)")
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError("synchronous must be 'FULL' or 'NORMAL'")
+        if readers < 1:
+            raise ValueError("readers must be >= 1")
+        self._synchronous = synchronous
+        self._n_readers = readers
+        self._write_limiter = trio.CapacityLimiter(1)
+        self._read_limiter = trio.CapacityLimiter(readers)
+        self._pool_send, self._pool_recv = trio.open_memory_channel[sqlite3.Connection](readers)
+        self._wconn: sqlite3.Connection | None = None
+        self._epoch: str | None = None
+        self._opened = False
+        self._released = False
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def epoch(self) -> str:
+        if self._epoch is None:
+            raise RuntimeError("journal not opened")
+        return self._epoch
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    async def open(self) -> None:
+        if self._opened:
+            return
+        if self._released:
+            raise JournalClosed("journal is closed")
+        try:
+            wconn, readers, epoch = await trio.to_thread.run_sync(
+                self._open_sync, limiter=self._write_limiter
+            )
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open {self._path!r}: {exc}") from exc
+        self._wconn, self._epoch = wconn, epoch
+        for conn in readers:
+            self._pool_send.send_nowait(conn)
+        self._opened = True
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        if not self._opened:
+            raise RuntimeError("call open() before run()")
+        await self._run_writer(task_status)
+
+    async def close(self) -> None:
+        with trio.CancelScope(shield=True):  # cleanup must finish even during shutdown
+            await self._stop_writer()
+            if self._released:
+                return
+            self._released = True
+            conns: list[sqlite3.Connection] = []
+            if self._opened:
+                for _ in range(self._n_readers):  # waits for in-flight reads to give them back
+                    conns.append(await self._pool_recv.receive())
+                if self._wconn is not None:
+                    conns.append(self._wconn)
+                self._wconn = None
+            self._pool_send.close()
+            self._pool_recv.close()
+            await trio.to_thread.run_sync(_close_all, conns, limiter=self._write_limiter)
+
+    def _open_sync(self) -> tuple[sqlite3.Connection, list[sqlite3.Connection], str]:
+        wconn = self._connect()
+        try:
+            mode = wconn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise JournalError(f"{self._path!r}: WAL mode unavailable (got {mode!r})")
+            epoch = _migrate(wconn)
+            readers = []
+            for _ in range(self._n_readers):
+                rconn = self._connect()
+                rconn.execute("PRAGMA query_only=ON")
+                readers.append(rconn)
+        except BaseException:
+            wconn.close()
+            raise
+        return wconn, readers, epoch
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; the writer issues BEGIN/COMMIT itself.
+        conn = sqlite3.connect(
+            self._path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        return conn
+
+    # --- writes (group commit) --------------------------------------------------------------
+
+    async def _write_group(self, ops: Sequence[WriteOp], ts: float) -> list[Outcome]:
+        return await trio.to_thread.run_sync(
+            self._write_group_sync, ops, ts, limiter=self._write_limiter
+        )
+
+    def _write_group_sync(self, ops: Sequence[WriteOp], ts: float) -> list[Outcome]:
+        conn = self._wconn
+        if conn is None:
+            raise JournalClosed("journal is closed")
+        outcomes: list[Outcome] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+            next_pos = (row[0] if row else 0) + 1
+            for op in ops:
+                if isinstance(op, Snapshot):
+                    outcome: Outcome = self._in_savepoint(conn, _save_snapshot, op)
+                else:
+                    outcome = _precheck(conn, op)
+                    if outcome is None:
+                        outcome = self._in_savepoint(conn, _apply_batch, op, next_pos, ts)
+                    if isinstance(outcome, AppendResult):
+                        next_pos += len(op.events)
+                outcomes.append(outcome)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    @staticmethod
+    def _in_savepoint(
+        conn: sqlite3.Connection, fn: Callable[..., Outcome], *args: Any
+    ) -> Outcome:
+        conn.execute("SAVEPOINT job")
+        try:
+            outcome = fn(conn, *args)
+        except (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
+                sqlite3.DataError, TypeError, ValueError) as exc:
+            # This job's data was rejected: undo it alone, keep the group going.
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            err = JournalError(f"rejected by the store: {exc!r}")
+            err.__cause__ = exc
+            return err
+        conn.execute("RELEASE job")
+        return outcome
+
+    # --- reads ------------------------------------------------------------------------------
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            conn = await self._pool_recv.receive()
+        except (trio.ClosedResourceError, trio.EndOfChannel) as exc:
+            raise JournalClosed("journal is closed") from exc
+        try:
+            return await trio.to_thread.run_sync(fn, conn, limiter=self._read_limiter)
+        except sqlite3.Error as exc:
+            raise JournalError(f"read failed: {exc}") from exc
+        finally:
+            self._pool_send.send_nowait(conn)
+
+    async def read(
+        self, stream: str, from_version: int = 1, limit: int | None = None
+    ) -> list[StoredEvent]:
+        def q(conn: sqlite3.Connection) -> list[StoredEvent]:
+            rows = conn.execute(
+                f"SELECT {_EVENT_COLS} FROM events WHERE stream = ? AND version >= ?"
+                " ORDER BY version LIMIT ?",
+                (stream, from_version, -1 if limit is None else limit),
+            ).fetchall()
+            return [_event(r) for r in rows]
+
+        return await self._read(q)
+
+    async def read_all(self, from_global_pos: int = 1, limit: int = 1000) -> list[StoredEvent]:
+        def q(conn: sqlite3.Connection) -> list[StoredEvent]:
+            rows = conn.execute(
+                f"SELECT {_EVENT_COLS} FROM events WHERE global_pos >= ?"
+                " ORDER BY global_pos LIMIT ?",
+                (from_global_pos, limit),
+            ).fetchall()
+            return [_event(r) for r in rows]
+
+        return await self._read(q)
+
+    async def stream_version(self, stream: str) -> int:
+        return await self._read(lambda conn: _stream_version(conn, stream))
+
+    async def lookup_ops(self, op_ids: Sequence[str]) -> dict[str, OpRecord]:
+        wanted = list(dict.fromkeys(op_ids))
+
+        def q(conn: sqlite3.Connection) -> dict[str, OpRecord]:
+            found: dict[str, OpRecord] = {}
+            for i in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[i : i + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for op_id, stream, phash, ok, result in conn.execute(
+                    "SELECT op_id, stream, payload_hash, ok, result FROM ops"
+                    f" WHERE op_id IN ({marks})",
+                    chunk,
+                ):
+                    found[op_id] = OpRecord(
+                        op_id=op_id, stream=stream, payload_hash=phash, ok=bool(ok),
+                        result=bytes(result),
+                    )
+            return found
+
+        if not wanted:
+            return {}
+        return await self._read(q)
+
+    async def due_timers(self, until: float, limit: int = 1000) -> list[Timer]:
+        def q(conn: sqlite3.Connection) -> list[Timer]:
+            rows = conn.execute(
+                "SELECT actor_key, timer_id, due_at, payload FROM timers WHERE due_at <= ?"
+                " ORDER BY due_at, actor_key, timer_id LIMIT ?",
+                (until, limit),
+            ).fetchall()
+            return [
+                Timer(timer_id=tid, actor_key=key, due_at=due, payload=bytes(payload))
+                for key, tid, due, payload in rows
+            ]
+
+        return await self._read(q)
+
+    async def next_timer_due(self) -> float | None:
+        def q(conn: sqlite3.Connection) -> float | None:
+            due: float | None = conn.execute("SELECT min(due_at) FROM timers").fetchone()[0]
+            return due
+
+        return await self._read(q)
+
+    async def load_snapshot(self, stream: str) -> Snapshot | None:
+        def q(conn: sqlite3.Connection) -> Snapshot | None:
+            row = conn.execute(
+                "SELECT version, state FROM snapshots WHERE stream = ?", (stream,)
+            ).fetchone()
+            if row is None:
+                return None
+            return Snapshot(stream=stream, version=row[0], state=bytes(row[1]))
+
+        return await self._read(q)
+
+    async def list_streams(self, prefix: str) -> list[str]:
+        upper = _prefix_upper(prefix)
+
+        def q(conn: sqlite3.Connection) -> list[str]:
+            # A range scan on the primary key (LIKE/GLOB would need escaping and a full scan).
+            if upper is None:
+                cur = conn.execute(
+                    "SELECT stream FROM streams WHERE stream >= ? ORDER BY stream", (prefix,)
+                )
+            else:
+                cur = conn.execute(
+                    "SELECT stream FROM streams WHERE stream >= ? AND stream < ? ORDER BY stream",
+                    (prefix, upper),
+                )
+            return [r[0] for r in cur]
+
+        return await self._read(q)
+
+    # --- introspection (tests, ops) ---------------------------------------------------------
+
+    async def pragma(self, name: str) -> Any:
+        """Value of a read-only PRAGMA as the read connections see it (e.g. 'journal_mode')."""
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"bad pragma name {name!r}")
+        return await self._read(lambda conn: conn.execute(f"PRAGMA {name}").fetchone()[0])
+
+    async def applied_migrations(self) -> list[int]:
+        def q(conn: sqlite3.Connection) -> list[int]:
+            rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version")
+            return [r[0] for r in rows]
+
+        return await self._read(q)
+
+    def stats(self) -> dict[str, Any]:
+        out = super().stats()
+        out["store"] = "sqlite"
+        out["synchronous"] = self._synchronous
+        return out
+
+
+# --- helpers run in worker threads -------------------------------------------------------------
+
+
+def _close_all(conns: list[sqlite3.Connection]) -> None:
+    for conn in conns:
+        conn.close()
+
+
+def _migrate(conn: sqlite3.Connection) -> str:
+    """Apply missing migrations and make sure an epoch exists; return the epoch."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        applied = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+        for version, name, statements in MIGRATIONS:
+            if version in applied:
+                continue
+            for sql in statements:
+                conn.execute(sql)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at)"
+                " VALUES (?, ?, ?)",
+                (version, name, time.time()),
+            )
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", (uuid.uuid4().hex,)
+        )
+        epoch: str = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return epoch
+
+
+def _stream_version(conn: sqlite3.Connection, stream: str) -> int:
+    row = conn.execute("SELECT version FROM streams WHERE stream = ?", (stream,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _precheck(conn: sqlite3.Connection, batch: Batch) -> VersionConflict | None:
+    """The reasons a batch is refused: stale expected_version, or an op_id already stored."""
+    current = _stream_version(conn, batch.stream)
+    if current != batch.expected_version:
+        return VersionConflict(batch.stream, batch.expected_version, current)
+    if batch.ops:
+        ids = [op.op_id for op in batch.ops]
+        if len(set(ids)) != len(ids):
+            return VersionConflict(batch.stream, batch.expected_version, current)
+        for i in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[i : i + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT 1 FROM ops WHERE op_id IN ({marks}) LIMIT 1"
+            if conn.execute(sql, chunk).fetchone():
+                return VersionConflict(batch.stream, batch.expected_version, current)
+    return None
+
+
+def _apply_batch(conn: sqlite3.Connection, batch: Batch, first_pos: int, ts: float) -> AppendResult:
+    version = batch.expected_version
+    if batch.events:
+        rows = []
+        for i, (typ, data) in enumerate(batch.events):
+            rows.append((first_pos + i, batch.stream, version + i + 1, typ, data, ts))
+        conn.executemany(
+            "INSERT INTO events (global_pos, stream, version, type, data, ts)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        version += len(batch.events)
+        conn.execute(
+            "INSERT INTO streams (stream, version) VALUES (?, ?)"
+            " ON CONFLICT (stream) DO UPDATE SET version = excluded.version",
+            (batch.stream, version),
+        )
+    if batch.ops:
+        conn.executemany(
+            "INSERT INTO ops (op_id, stream, payload_hash, ok, result, ts)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(op.op_id, op.stream, op.payload_hash, int(op.ok), op.result, ts) for op in batch.ops],
+        )
+    if batch.timers_cleared:
+        conn.executemany(
+            "DELETE FROM timers WHERE actor_key = ? AND timer_id = ?",
+            [(key, tid) for key, tid in batch.timers_cleared],
+        )
+    if batch.timers_set:
+        conn.executemany(
+            "INSERT OR REPLACE INTO timers (actor_key, timer_id, due_at, payload)"
+            " VALUES (?, ?, ?, ?)",
+            [(t.actor_key, t.timer_id, t.due_at, t.payload) for t in batch.timers_set],
+        )
+    return AppendResult(
+        stream=batch.stream,
+        version=version,
+        first_global_pos=first_pos if batch.events else 0,
+        ts=ts,
+    )
+
+
+def _save_snapshot(conn: sqlite3.Connection, snap: Snapshot) -> None:
+    conn.execute(
+        "INSERT INTO snapshots (stream, version, state) VALUES (?, ?, ?)"
+        " ON CONFLICT (stream) DO UPDATE SET version = excluded.version, state = excluded.state"
+        " WHERE excluded.version >= snapshots.version",
+        (snap.stream, snap.version, snap.state),
+    )
+
+
+if TYPE_CHECKING:
+
+    def _implements_protocol(j: SqliteJournal) -> Journal:  # mypy checks the Protocol here
+        return j

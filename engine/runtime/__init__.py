@@ -1,0 +1,25 @@
+"""The supervised actor runtime on trio: actors, mailboxes, registry, supervisors, timers."""
+
+from ._actor import Actor, ActorCrashed, ActorStopped, AskTimeout, Envelope, Overloaded
+from ._registry import ActorRef, Registry
+from ._supervisor import ChildSpec, RestartType, Strategy, Supervisor, SupervisorEscalation
+from ._timers import TimerFired, TimerService, TimerSource
+
+__all__ = [
+    "Actor",
+    "ActorCrashed",
+    "ActorRef",
+    "ActorStopped",
+    "AskTimeout",
+    "ChildSpec",
+    "Envelope",
+    "Overloaded",
+    "Registry",
+    "RestartType",
+    "Strategy",
+    "Supervisor",
+    "SupervisorEscalation",
+    "TimerFired",
+    "TimerService",
+    "TimerSource",
+]

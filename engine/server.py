@@ -1,0 +1,254 @@
+"""The Engine: owns the nursery and every long-lived part, in start-up order.
+
+journal -> registry (actors) -> timer service -> catalog + read models -> demo seed (first
+start only) -> ops sampler -> hypercorn serving the gateway. Shutdown runs in reverse: stop
+accepting (hypercorn's shutdown trigger), close connections with 1001 "going away" so clients
+resume elsewhere, drain the actors, flush the journal.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import hypercorn.trio
+import trio
+from hypercorn.config import Config as HypercornConfig
+
+from actors.catalog import Catalog
+from protocol import SERVER_VERSION, OpsTopic
+from protocol.topics import Topic
+
+from .auth import TokenSigner, load_or_create_secret
+from .bus import LocalBus, Outbox
+from .commands import Dispatcher
+from .config import Config
+from .gateway import GatewayApp, TopicSources
+from .gateway._ratelimit import TokenBucket
+from .journal import Journal, MemoryJournal, SqliteJournal
+from .metrics import Metrics
+from .runtime import Actor, Registry, TimerService
+
+__all__ = ["Engine"]
+
+log = logging.getLogger("omnitill.engine")
+
+
+class OpsSource:
+    """`ops:metrics`: one key, "sample", replaced every second by the sampler."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def prepare(self, topic: Topic, name: str) -> None:
+        self.engine.bus.topic(name)
+
+    def snapshot(self, topic: Topic, name: str) -> tuple[str, int, dict[str, Any]]:
+        pos = self.engine.bus.position(name)
+        return pos.epoch, pos.seq, {"sample": self.engine.last_sample}
+
+    def released(self, name: str) -> None:
+        pass
+
+
+class Engine:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.bus = LocalBus(history=config.history_per_topic)
+        self.journal: Journal = self._make_journal(config)
+        self.registry = Registry(
+            self._make_actor, idle_timeout_s=config.idle_actor_s, mailbox_size=1024, max_batch=512
+        )
+        self.timers = TimerService(self.journal, self.registry)
+        self.signer = TokenSigner(load_or_create_secret(config.data_dir))
+        self.dispatcher = Dispatcher(self._ask, self.metrics, timeout_s=config.ask_timeout_s)
+        self.sources = TopicSources()
+        self.catalog = Catalog()
+        self.connections: set[Any] = set()
+        self.actor_factories: dict[str, Callable[[str], Actor]] = {}
+        self.http_installers: list[Callable[..., None]] = []
+        self.extra_openapi: dict[str, Any] = {}
+        self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.last_sample: dict[str, Any] = {}
+        self.bound_port: int | None = None
+        self._accept_bucket = TokenBucket(config.connections_per_s, config.connections_per_s)
+        self._stop = trio.Event()
+        self._ready = False
+        self.sources.register(OpsTopic, OpsSource(self))
+        self.bus.add_observer(lambda d: self.metrics.on_delta_kind(d.topic))
+        from actors.inventory.wiring import install as install_inventory
+
+        install_inventory(self)
+
+    # --- construction helpers -------------------------------------------------------------
+
+    @staticmethod
+    def _make_journal(config: Config) -> Journal:
+        if config.store == "memory":
+            return MemoryJournal()
+        if config.store in ("sqlite", "") or config.store.startswith("sqlite:"):
+            path = config.store[len("sqlite:"):].lstrip("/") if config.store.startswith("sqlite:") else ""
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+            return SqliteJournal(Path(path) if path else config.data_dir / "omnitill.db")
+        if config.store.startswith(("postgresql://", "postgres://")):
+            from .journal.postgres import PostgresJournal  # noqa: PLC0415 - optional backend
+
+            return PostgresJournal(config.store)
+        raise ValueError(f"unknown store {config.store!r}: use sqlite, memory or postgresql://...")
+
+    def _make_actor(self, key: str) -> Actor:
+        prefix = key.split(":", 1)[0]
+        factory = self.actor_factories.get(prefix)
+        if factory is None:
+            raise KeyError(f"no actor kind for key {key!r}")
+        return factory(key.split(":", 1)[1])
+
+    async def _ask(self, key: str, msg: Any, timeout: float) -> Any:
+        return await self.registry.ask(key, msg, timeout=timeout)
+
+    def install_http_routes(self, app: Any, bearer: Any, json_body: Any) -> None:
+        for installer in self.http_installers:
+            installer(app, bearer, json_body)
+
+    def openapi(self) -> dict[str, Any]:
+        from .gateway._http import openapi_document  # noqa: PLC0415
+
+        return openapi_document(SERVER_VERSION, self.extra_openapi)
+
+    # --- gateway hooks --------------------------------------------------------------------
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        if origin is None:
+            return True  # not a browser (SDK, hub, load generator): the token decides
+        allowed = self.config.allowed_origins
+        if "*" in allowed or origin in allowed:
+            return True
+        # Same-origin pages of our own web clients are always allowed.
+        host = self.config.host
+        return origin in (f"http://{host}:{self.bound_port}", f"http://localhost:{self.bound_port}")
+
+    def accept_ok(self) -> bool:
+        return self._accept_bucket.take()
+
+    def command_limiter_ok(self, bucket: TokenBucket) -> bool:
+        if bucket.take():
+            return True
+        self.metrics.rate_limited += 1
+        self.metrics.rejects["rate_limited"] += 1
+        return False
+
+    def unsubscribe(self, name: str, outbox: Outbox) -> None:
+        self.bus.unsubscribe(name, outbox)
+        if self.bus.subscriber_count(name) == 0:
+            self._released(name)
+
+    def bus_release(self, outbox: Outbox) -> None:
+        for name in list(outbox.subscribed):
+            self.unsubscribe(name, outbox)
+
+    def _released(self, name: str) -> None:
+        from protocol import parse_topic  # noqa: PLC0415
+
+        try:
+            self.sources.get(parse_topic(name)).released(name)
+        except Exception:  # noqa: BLE001 - a topic we never served
+            pass
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        return self._ready, {"store": self.config.store.split("://")[0], "bus": self.config.bus.split("://")[0]}
+
+    def refresh_gauges(self) -> None:
+        stats = self.registry.stats()
+        for key, value in stats.items():
+            self.metrics.extra[f"actors_{key}"] = value
+        self.metrics.extra["topics"] = len(self.bus.topics())
+        self.metrics.extra["bus_published"] = self.bus.published
+        self.metrics.extra["bus_delivered"] = self.bus.delivered
+        stats_fn = getattr(self.journal, "stats", None)
+        if callable(stats_fn):
+            for key, value in stats_fn().items():
+                if isinstance(value, int | float):
+                    self.metrics.extra[f"journal_{key}"] = value
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _ops_sampler(self) -> None:
+        while True:
+            await trio.sleep(1.0)
+            self.last_sample = self.metrics.sample()
+            self.bus.publish("ops:metrics", {"sample": self.last_sample})
+
+    async def run_offline(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run `work` with the journal, actors and read models up but no network (CLI seed)."""
+        await self.journal.open()
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.journal.run)  # type: ignore[attr-defined]
+                await nursery.start(self.registry.run)
+                await nursery.start(self.timers.run)
+                for hook in self.startup_hooks:
+                    await hook()
+                await work()
+                await self.registry.aclose(deadline_s=5.0)
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.journal.close()
+
+    async def run(self, *, task_status: trio.TaskStatus[Engine] = trio.TASK_STATUS_IGNORED) -> None:
+        cfg = self.config
+        logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        await self.journal.open()
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.journal.run)  # type: ignore[attr-defined]
+                await nursery.start(self.registry.run)
+                await nursery.start(self.timers.run)
+                started = time.perf_counter()
+                for hook in self.startup_hooks:
+                    await hook()
+                log.info("read models ready in %.2fs", time.perf_counter() - started)
+                nursery.start_soon(self._ops_sampler)
+                hconfig = HypercornConfig()
+                hconfig.bind = [f"{cfg.host}:{cfg.port}"]
+                hconfig.accesslog = None
+                hconfig.errorlog = logging.getLogger("hypercorn.error")
+                hconfig.websocket_max_message_size = max(cfg.max_frame_bytes * 16, 1 << 20)
+                hconfig.websocket_ping_interval = cfg.heartbeat_s
+                hconfig.keep_alive_timeout = 75
+                hconfig.graceful_timeout = 3
+                hconfig.backlog = 4096
+                binds = await nursery.start(
+                    partial(hypercorn.trio.serve, GatewayApp(self), hconfig, shutdown_trigger=self._stop.wait)
+                )
+                self.bound_port = _port_of(binds, cfg.port)
+                self._ready = True
+                log.info("omnitill %s serving on http://%s:%s", SERVER_VERSION, cfg.host, self.bound_port)
+                task_status.started(self)
+                await self._stop.wait()
+                self._ready = False
+                # hypercorn stops accepting and closes connections (graceful_timeout) on the
+                # shutdown trigger; then the actors drain and the journal flushes.
+                with trio.move_on_after(5):
+                    while self.connections:
+                        await trio.sleep(0.05)
+                await self.registry.aclose(deadline_s=5.0)
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.journal.close()
+
+
+def _port_of(binds: Any, default: int) -> int:
+    try:
+        return int(str(binds[0]).rsplit(":", 1)[1])
+    except Exception:  # noqa: BLE001
+        return default

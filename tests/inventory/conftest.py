@@ -1,0 +1,13 @@
+"""Make the project root importable when pytest is started as `.venv/bin/pytest`.
+
+(Redundant once pyproject's [tool.pytest.ini_options] gets `pythonpath = ["."]`.)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)

@@ -1,0 +1,163 @@
+"""What only the SQLite store has: WAL, pragmas, migrations, the file itself."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from engine.journal import (
+    AppendResult,
+    Batch,
+    JournalError,
+    SqliteJournal,
+    StoredEvent,
+)
+from engine.journal import sqlite as sqlite_mod
+
+
+async def started(path: Path, nursery: trio.Nursery, **kwargs: object) -> SqliteJournal:
+    j = SqliteJournal(path, **kwargs)  # type: ignore[arg-type]
+    await j.open()
+    await nursery.start(j.run)
+    return j
+
+
+def raw(path: Path, sql: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+async def test_wal_mode_and_full_sync(tmp_path: Path, nursery: trio.Nursery) -> None:
+    path = tmp_path / "j.db"
+    j = await started(path, nursery)
+    assert await j.pragma("journal_mode") == "wal"
+    assert await j.pragma("synchronous") == 2  # FULL
+    await j.append(Batch("s", 0, events=[("e", b"x")]))
+    assert (tmp_path / "j.db-wal").exists()
+    assert j.stats()["synchronous"] == "FULL"
+    await j.close()
+    assert raw(path, "PRAGMA journal_mode") == [("wal",)]  # WAL is persistent in the file
+
+
+async def test_normal_sync_can_be_chosen(tmp_path: Path, nursery: trio.Nursery) -> None:
+    j = await started(tmp_path / "j.db", nursery, synchronous="NORMAL")
+    assert await j.pragma("synchronous") == 1
+    await j.close()
+
+
+async def test_ack_means_committed_for_other_connections(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    path = tmp_path / "j.db"
+    j = await started(path, nursery)
+    await j.append(Batch("s", 0, events=[("e", b"x"), ("e", b"y")]))
+    assert raw(path, "SELECT stream, version FROM events ORDER BY global_pos") == [
+        ("s", 1), ("s", 2),
+    ]
+    assert raw(path, "SELECT version FROM streams WHERE stream = 's'") == [(2,)]
+    await j.close()
+
+
+async def test_migrations_are_recorded_and_idempotent(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    path = tmp_path / "j.db"
+    epochs = set()
+    for _ in range(3):
+        j = await started(path, nursery)
+        epochs.add(j.epoch)
+        assert await j.applied_migrations() == [m[0] for m in sqlite_mod.MIGRATIONS]
+        await j.close()
+    assert len(epochs) == 1
+    assert raw(path, "SELECT count(*) FROM schema_migrations") == [(len(sqlite_mod.MIGRATIONS),)]
+    assert raw(path, "SELECT value FROM meta WHERE key = 'epoch'") == [(epochs.pop(),)]
+    tables = {r[0] for r in raw(path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"events", "streams", "ops", "timers", "snapshots", "meta"} <= tables
+    indexes = raw(path, "SELECT name FROM sqlite_master WHERE tbl_name = 'timers'")
+    assert ("timers_due_at",) in indexes
+
+
+async def test_a_new_migration_is_applied_once_to_an_existing_db(
+    tmp_path: Path, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "j.db"
+    j = await started(path, nursery)
+    await j.append(Batch("s", 0, events=[("e", b"x")]))
+    await j.close()
+
+    extra = (2, "test: extra table", ("CREATE TABLE extra_test (x INTEGER)",))
+    monkeypatch.setattr(sqlite_mod, "MIGRATIONS", [*sqlite_mod.MIGRATIONS, extra])
+    for _ in range(2):  # the second open must not try to create the table again
+        j = await started(path, nursery)
+        assert await j.applied_migrations() == [1, 2]
+        assert await j.stream_version("s") == 1
+        await j.close()
+    assert raw(path, "SELECT count(*) FROM extra_test") == [(0,)]
+
+
+async def test_rejected_data_fails_only_its_batch(tmp_path: Path, nursery: trio.Nursery) -> None:
+    path = tmp_path / "j.db"
+    j = SqliteJournal(path)
+    await j.open()
+    bad = Batch("bad", 0, events=[("e", b"ok"), ("e", None)])  # type: ignore[list-item]
+    out: dict[str, AppendResult | Exception] = {}
+
+    async def put(name: str, batch: Batch) -> None:
+        try:
+            out[name] = await j.append(batch)
+        except JournalError as exc:
+            out[name] = exc
+
+    async with trio.open_nursery() as n:
+        n.start_soon(put, "good1", Batch("g1", 0, events=[("e", b"1")]))
+        n.start_soon(put, "bad", bad)
+        n.start_soon(put, "good2", Batch("g2", 0, events=[("e", b"2")]))
+        await trio.testing.wait_all_tasks_blocked()
+        await nursery.start(j.run)
+
+    assert j.stats()["commits"] == 1
+    assert isinstance(out["bad"], JournalError)
+    assert isinstance(out["bad"].__cause__, sqlite3.IntegrityError)
+    assert isinstance(out["good1"], AppendResult)
+    assert isinstance(out["good2"], AppendResult)
+    assert await j.stream_version("bad") == 0
+    # the rolled-back batch left no hole in the global positions
+    res = await j.append(Batch("g3", 0, events=[("e", b"3")]))
+    assert [e.global_pos for e in await j.read_all()] == [1, 2, 3]
+    assert res.first_global_pos == 3
+    await j.close()
+
+
+async def test_reads_run_while_the_writer_is_busy(tmp_path: Path, nursery: trio.Nursery) -> None:
+    j = await started(tmp_path / "j.db", nursery, readers=2)
+    await j.append(Batch("s", 0, events=[("e", b"x")]))
+    seen: list[list[StoredEvent]] = []
+    async with trio.open_nursery() as n:
+        for i in range(50):
+            n.start_soon(j.append, Batch(f"w{i}", 0, events=[("e", b"y")]))
+        for _ in range(20):
+            n.start_soon(lambda: _read_into(j, seen))
+    assert all(len(events) == 1 for events in seen)
+    assert len(seen) == 20
+    await j.close()
+
+
+async def _read_into(j: SqliteJournal, seen: list[list[StoredEvent]]) -> None:
+    seen.append(await j.read("s"))
+
+
+async def test_in_memory_path_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        SqliteJournal(":memory:")
+
+
+async def test_run_requires_open(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError):
+        await SqliteJournal(tmp_path / "j.db").run()
