@@ -24,6 +24,7 @@ class Config(msgspec.Struct, kw_only=True):
     bus: str = "local"
     node_id: str = "node-1"
     demo: str | None = "apparel"  # retailer to seed on first start; None = no demo data
+    demo_scale: float = 1.0
     # Browser origins allowed to open /ws and call the API (the storefront widget's shops).
     # "*" allows any origin (the widget is public); an empty list allows none but same-origin.
     allowed_origins: list[str] = msgspec.field(default_factory=lambda: ["*"])

@@ -1,8 +1,9 @@
 """A small in-memory search index over catalog variants (pure, no I/O).
 
 Each SKU gets precomputed lowercased haystacks, so a query is a linear scan of plain substring
-tests, one pass per token over the survivors of the previous one: about a millisecond for the
-apparel demo's ~650 variants, ~10 ms for 7,000.
+tests, one pass per token over the survivors of the previous one: about a millisecond for
+7,000 variants. Ranking costs per match, so a one-letter query matching thousands of variants
+is the slow case (tens of ms at 7,000).
 
 Matching: the query is split on whitespace and every token must match (AND). A token of three
 or more characters matches anywhere in any field; a shorter token must start a word, so "m"

@@ -177,15 +177,18 @@ class InventoryWiring:
         for transfer_id in state.closed_transfers:
             self.views.remember_ref(transfer_id, state.sku)
 
-    async def startup(self) -> None:
+    async def seed_demo_if_needed(self) -> None:
         engine = self.engine
-        await self.load_catalog()
         demo = engine.config.demo
         if demo and await engine.journal.stream_version(DEMO_MARKER_STREAM) == 0:
             started = time.perf_counter()
             await self.rebuild_views()
-            rows = await self.seed_demo(demo)
+            rows = await self.seed_demo(demo, scale=engine.config.demo_scale)
             log.info("seeded %s demo: %d stock rows in %.1fs", demo, rows, time.perf_counter() - started)
+
+    async def startup(self) -> None:
+        await self.load_catalog()
+        await self.seed_demo_if_needed()
         n = await self.rebuild_views()
         log.info("inventory read models: %d SKU pools, %d locations", n, len(self.catalog.locations()))
 

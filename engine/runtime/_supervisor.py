@@ -298,9 +298,7 @@ class Supervisor:
         child.running = False
         exc = event.error
         if exc is not None:
-            log.error(
-                "supervisor %r: child %r crashed", self.name, child.spec.name, exc_info=exc
-            )
+            log.error("supervisor %r: child %r crashed", self.name, child.spec.name, exc_info=exc)
         restart = child.spec.restart
         if restart == "temporary" or (restart == "transient" and exc is None):
             if restart == "temporary":

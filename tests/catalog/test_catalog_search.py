@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from actors.catalog import Catalog, Product, ProductUpserted, Variant, build_demo, demo_events
+from actors.catalog import (
+    Catalog,
+    Product,
+    ProductUpserted,
+    Variant,
+    build_demo,
+    demo_events,
+    gtin13,
+)
 from actors.catalog.search import SearchIndex
 
 
 def _p(pid: str, name: str, brand: str, category: str, skus: list[tuple[str, str, str]],
        base: int) -> Product:
-    from actors.catalog import gtin13
-
     return Product(pid, name, brand, category, "", [
         Variant(sku=sku, barcode=gtin13(f"0860312{base + i:05d}"),
                 options={"colour": colour, "size": size}, price_cents=1000)

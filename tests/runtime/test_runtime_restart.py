@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -113,9 +114,7 @@ async def test_messages_queued_during_crash_are_processed(
     assert world.instances == 2
 
 
-async def test_give_up_on_one_key_then_reactivate(
-    start_registry: Any, autojump_clock: Any
-) -> None:
+async def test_give_up_on_one_key_then_reactivate(start_registry: Any, autojump_clock: Any) -> None:
     world = World()
     world.start_failures = 10**6
     other = World()
@@ -153,7 +152,7 @@ async def test_restart_backoff_has_jitter_and_is_bounded(
         backoff_max_s=0.4,
     )
     assert await registry.ask("k", 1, timeout=60) == 1
-    gaps = [b - a for a, b in zip(world.start_times, world.start_times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(world.start_times)]
     assert len(gaps) == 12
     for attempt, gap in enumerate(gaps):
         assert 0 <= gap <= min(0.4, 0.1 * 2**attempt) + 1e-9

@@ -28,9 +28,7 @@ class Slow(Actor):
         self.stopped.append(self.key)
 
 
-async def test_aclose_drains_mailboxes_then_stops(
-    start_registry: Any, autojump_clock: Any
-) -> None:
+async def test_aclose_drains_mailboxes_then_stops(start_registry: Any, autojump_clock: Any) -> None:
     done: list[tuple[str, Any]] = []
     stopped: list[str] = []
     registry = await start_registry(lambda key: Slow(done, stopped))
@@ -45,9 +43,7 @@ async def test_aclose_drains_mailboxes_then_stops(
     assert registry.stats()["active"] == 0
 
 
-async def test_straggler_is_cancelled_at_deadline(
-    start_registry: Any, autojump_clock: Any
-) -> None:
+async def test_straggler_is_cancelled_at_deadline(start_registry: Any, autojump_clock: Any) -> None:
     done: list[tuple[str, Any]] = []
     stopped: list[str] = []
     registry = await start_registry(lambda key: Slow(done, stopped))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -134,7 +135,9 @@ async def test_intensity_escalates_and_cancels_children(autojump_clock: Any) -> 
     assert ("cancelled", "a") in journal
 
 
-async def test_restarts_spread_out_do_not_escalate(nursery: trio.Nursery, autojump_clock: Any) -> None:
+async def test_restarts_spread_out_do_not_escalate(
+    nursery: trio.Nursery, autojump_clock: Any
+) -> None:
     workers = make("a", [])
     sup = Supervisor("s", max_restarts=2, within_s=10.0)
     sup.add_child(workers["a"].spec())
@@ -169,16 +172,16 @@ async def test_start_failure_then_recovery(nursery: trio.Nursery, autojump_clock
     await sup.aclose()
 
 
-async def test_backoff_has_jitter_and_is_bounded(nursery: trio.Nursery, autojump_clock: Any) -> None:
+async def test_backoff_has_jitter_and_is_bounded(
+    nursery: trio.Nursery, autojump_clock: Any
+) -> None:
     workers = make("a", [])
     workers["a"].fail_starts = 10
-    sup = Supervisor(
-        "s", max_restarts=100, within_s=1000.0, backoff_base_s=0.1, backoff_max_s=0.5
-    )
+    sup = Supervisor("s", max_restarts=100, within_s=1000.0, backoff_base_s=0.1, backoff_max_s=0.5)
     sup.add_child(workers["a"].spec())
     await started(sup, nursery)
     times = workers["a"].starts
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) == 10
     for attempt, gap in enumerate(gaps):
         assert 0 <= gap <= min(0.5, 0.1 * 2**attempt) + 1e-9
@@ -224,7 +227,9 @@ async def test_ordered_shutdown_with_deadline(nursery: trio.Nursery, autojump_cl
     assert sup.running_children() == []
 
 
-async def test_overall_deadline_cancels_everything(nursery: trio.Nursery, autojump_clock: Any) -> None:
+async def test_overall_deadline_cancels_everything(
+    nursery: trio.Nursery, autojump_clock: Any
+) -> None:
     journal: list[tuple[str, str]] = []
 
     async def stubborn(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

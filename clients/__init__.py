@@ -1,0 +1,1 @@
+"""omnitill clients: `web/` (static pages served by the engine) and `python/` (the trio SDK)."""
