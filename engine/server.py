@@ -37,6 +37,9 @@ __all__ = ["Engine"]
 
 log = logging.getLogger("omnitill.engine")
 
+# Domains plugged into the engine, in order (each module has `install(engine)`).
+PLUGINS: tuple[str, ...] = ("actors.inventory.wiring", "actors.orders.wiring")
+
 
 class OpsSource:
     """`ops:metrics`: one key, "sample", replaced every second by the sampler."""
@@ -81,9 +84,16 @@ class Engine:
         self._ready = False
         self.sources.register(OpsTopic, OpsSource(self))
         self.bus.add_observer(lambda d: self.metrics.on_delta_kind(d.topic))
-        from actors.inventory.wiring import install as install_inventory
+        import importlib  # noqa: PLC0415
 
-        install_inventory(self)
+        for module in PLUGINS:
+            try:
+                plugin = importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if not exc.name or not module.startswith(exc.name):
+                    raise
+                continue  # an optional domain that is not built yet
+            plugin.install(self)
 
     # --- construction helpers -------------------------------------------------------------
 

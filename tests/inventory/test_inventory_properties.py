@@ -258,13 +258,14 @@ class InventoryMachine(RuleBasedStateMachine):
         keys = sorted(self.pool.state.commitments) or ["O9@A"]
         order_id, loc = data.draw(st.sampled_from(keys)).split("@")
         c = self.pool.state.commitments.get(f"{order_id}@{loc}")
+        committed = c.qty if c else 0  # read before: evolve mutates the live Commitment
         if fulfil:
             out = self.step("stock.fulfil", FulfilArgs(SKU, loc, order_id, qty or 1))
             if not isinstance(out, Rejection):
                 self.shadow_on_hand[loc] -= qty or 1
         else:
             out = self.step("stock.uncommit", UncommitArgs(SKU, loc, order_id, qty))
-        ok = c is not None and (qty is None or qty <= c.qty)
+        ok = c is not None and (qty is None or qty <= committed)
         assert isinstance(out, Rejection) != ok
 
     # --- transfers ------------------------------------------------------------------------
@@ -287,8 +288,9 @@ class InventoryMachine(RuleBasedStateMachine):
     def ship_transfer(self, data: st.DataObject) -> None:
         tid = data.draw(st.sampled_from(self.transfer_ids))
         t = self.pool.state.transfers.get(tid)
+        status = t.status if t else None  # read before: evolve mutates the live Transfer
         out = self.step("transfer.ship", TransferRefArgs(tid))
-        assert isinstance(out, Rejection) == (t is None or t.status != "created")
+        assert isinstance(out, Rejection) == (status != "created")
         if t is not None and not isinstance(out, Rejection):
             self.shadow_on_hand[t.from_location] -= t.qty
 
@@ -296,20 +298,22 @@ class InventoryMachine(RuleBasedStateMachine):
     def receive_transfer(self, data: st.DataObject, qty: int | None) -> None:
         tid = data.draw(st.sampled_from(self.transfer_ids))
         t = self.pool.state.transfers.get(tid)
+        status = t.status if t else None
         out = self.step("transfer.receive", TransferRefArgs(tid, qty=qty))
-        ok = t is not None and t.status == "shipped" and (qty is None or qty <= t.qty)
+        ok = t is not None and status == "shipped" and (qty is None or qty <= t.qty)
         assert isinstance(out, Rejection) != ok
         if t is not None and ok:
             self.shadow_on_hand[t.to_location] += t.qty if qty is None else qty
-        if t is not None and t.status == "shipped" and qty is not None and qty > t.qty:
+        if t is not None and status == "shipped" and qty is not None and qty > t.qty:
             assert isinstance(out, Rejection) and out.code == ErrorCode.INVALID_ARGS
 
     @rule(data=st.data())
     def cancel_transfer(self, data: st.DataObject) -> None:
         tid = data.draw(st.sampled_from(self.transfer_ids))
         t = self.pool.state.transfers.get(tid)
+        status = t.status if t else None
         out = self.step("transfer.cancel", TransferRefArgs(tid))
-        assert isinstance(out, Rejection) == (t is None or t.status != "created")
+        assert isinstance(out, Rejection) == (status != "created")
 
     # --- time -----------------------------------------------------------------------------
 
