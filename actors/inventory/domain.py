@@ -323,7 +323,7 @@ def _apply_balances(balances: dict[str, Balance], event: Event) -> None:
             b(dst).incoming += qty
         case TransferReceived(to_location=dst, shipped=shipped, received=received):
             bal = b(dst)
-            bal.incoming -= shipped
+            bal.incoming -= received
             bal.on_hand += received
         case TransferCancelled(from_location=src, qty=qty):
             b(src).committed -= qty

@@ -145,7 +145,7 @@ function niceMax(v) {
   return 10 * p;
 }
 
-const fmt = (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2).replace(/\.?0+$/, "") || "0");
+const fmt = (v) => (Number.isInteger(v) ? String(v) : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : String(Number(v.toFixed(2))));
 
 function draw(canvas, series, { windowS, now, unit }) {
   const dpr = window.devicePixelRatio || 1;
@@ -183,6 +183,7 @@ function draw(canvas, series, { windowS, now, unit }) {
   const step = windowS <= 120 ? 30 : 60;
   for (let s = 0; s <= windowS; s += step) {
     const xx = x(now - s);
+    ctx.textAlign = s === 0 ? "right" : s === windowS ? "left" : "center";
     ctx.fillText(s === 0 ? "now" : `-${s >= 60 && s % 60 === 0 ? s / 60 + "m" : s + "s"}`, xx, T + ph + 6);
   }
   ctx.save();

@@ -504,7 +504,9 @@ function renderNear() {
   $("near-panel").classList.toggle("is-stale", view.stale);
   $("near-title").textContent = `${describe(nearLine.product)} — holding ${nearLine.qty}`;
   const focusKey = document.activeElement?.dataset?.focusKey;
-  const rows = locations.filter((l) => l.pickup_enabled !== false && l.kind !== "dc").map((loc) => {
+  // The nearest pickup stores (sorted by distance from this one): the endless aisle.
+  const nearest = locations.filter((l) => l.pickup_enabled !== false && l.kind !== "dc").slice(0, 8);
+  const rows = nearest.map((loc) => {
     const bal = view.state[loc.id];
     const a = bal ? bal.available : 0;
     const enough = a >= nearLine.qty;

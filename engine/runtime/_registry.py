@@ -44,6 +44,8 @@ __all__ = ["ActorRef", "Registry"]
 
 log = logging.getLogger("omnitill.runtime")
 
+_ON_STOP_TIMEOUT_S = 5.0
+
 
 class _Entry:
     __slots__ = (
@@ -327,7 +329,11 @@ class Registry:
                     await self._close_event.wait()  # at shutdown, restart now and drain
                 continue
             try:
-                await actor.on_stop()
+                # Bounded: a successor activation of this key waits for it to finish.
+                with trio.move_on_after(_ON_STOP_TIMEOUT_S) as scope:
+                    await actor.on_stop()
+                if scope.cancelled_caught:
+                    log.warning("actor %r: on_stop took over %.1fs", key, _ON_STOP_TIMEOUT_S)
             except Exception:
                 log.exception("actor %r: on_stop failed", key)
             if outcome == "passivated":

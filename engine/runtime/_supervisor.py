@@ -32,7 +32,9 @@ and the group is started again in order.
 Intensity. Every restart is recorded with its time. More than `max_restarts` inside
 `within_s` means restarting is not helping: the supervisor cancels all its children and
 `run()` raises `SupervisorEscalation` (chained to the last crash) so that *its* parent can
-decide -- the same "let it crash, one level up" rule as OTP.
+decide -- the same "let it crash, one level up" rule as OTP. A supervisor that escalated or
+was cancelled by its parent can `run()` again (a parent supervisor restarting it gets fresh
+intensity, like a new OTP supervisor); one closed with `aclose()` cannot.
 
 Ordered shutdown. `aclose()` asks the control loop to stop children in reverse start order.
 Each child gets its `stop` hook called (if any; without one, cancellation is the stop signal)
@@ -121,15 +123,19 @@ def _backoff_delay(
 
 
 class _StartedFlag:
-    """Wraps a TaskStatus to remember whether the child reported started."""
+    """Wraps a TaskStatus to remember whether the child reported started.
+
+    A child may pass a value to `started()` (hypercorn's `serve` passes its binds); it is
+    accepted and dropped.
+    """
 
     __slots__ = ("_inner", "started_called")
 
-    def __init__(self, inner: trio.TaskStatus[None]) -> None:
+    def __init__(self, inner: trio.TaskStatus[Any]) -> None:
         self._inner = inner
         self.started_called = False
 
-    def started(self, value: None = None) -> None:
+    def started(self, value: Any = None) -> None:
         self.started_called = True
         self._inner.started(value)
 
@@ -164,11 +170,12 @@ class _Close:
 
 
 class _AddChild:
-    __slots__ = ("added", "child")
+    __slots__ = ("added", "child", "started")
 
     def __init__(self, child: _Child) -> None:
         self.child = child
         self.added = trio.Event()
+        self.started = False
 
 
 _Event = _Exit | _Close | _AddChild
@@ -199,7 +206,7 @@ class Supervisor:
         # the start_child requests, so its size is bounded by the number of children.
         self._events_in, self._events = trio.open_memory_channel[_Event](math.inf)
         self._nursery: trio.Nursery | None = None
-        self._state: Literal["new", "running", "closing", "closed"] = "new"
+        self._state: Literal["new", "running", "closing", "closed", "idle"] = "new"
         self._finished = trio.Event()
         self._close_requested = trio.Event()
         self._start_scope: trio.CancelScope | None = None
@@ -222,6 +229,8 @@ class Supervisor:
         request = _AddChild(_Child(spec))
         self._events_in.send_nowait(request)
         await request.added.wait()
+        if not request.started:
+            raise RuntimeError(f"supervisor {self.name!r} shut down before starting {spec.name!r}")
 
     def children(self) -> list[str]:
         """Names of the children, in start order."""
@@ -232,8 +241,10 @@ class Supervisor:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled or `aclose()`; raise SupervisorEscalation if restarts fail."""
-        if self._state != "new":
-            raise RuntimeError(f"supervisor {self.name!r} already ran")
+        if self._state == "idle":
+            self._reset()  # restarted by its parent after an escalation or a cancellation
+        elif self._state != "new":
+            raise RuntimeError(f"supervisor {self.name!r} is {self._state}")
         self._state = "running"
         escalation: SupervisorEscalation | None = None
         try:
@@ -244,16 +255,19 @@ class Supervisor:
                 escalation = await self._control_loop(task_status)
                 nursery.cancel_scope.cancel()
         finally:
-            self._state = "closed"
+            # Not closed on purpose (escalated, or cancelled by a parent): may run again.
+            self._state = "closed" if self._close_requested.is_set() else "idle"
             self._nursery = None
+            self._release_waiters()
             self._finished.set()
         if escalation is not None:
             raise escalation
 
     async def aclose(self, *, deadline_s: float = 5.0) -> None:
         """Stop children in reverse start order, each within its shutdown timeout."""
-        if self._state == "new":
+        if self._state in ("new", "idle"):
             self._state = "closed"
+            self._close_requested.set()
             self._finished.set()
             return
         if self._state == "running":
@@ -265,6 +279,23 @@ class Supervisor:
         await self._finished.wait()
 
     # -- control loop -------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        self._intensity = _RestartIntensity(self._intensity.max_restarts, self._intensity.within_s)
+        self._events_in, self._events = trio.open_memory_channel[_Event](math.inf)
+        self._finished = trio.Event()
+        for child in self._children:
+            child.running = False
+
+    def _release_waiters(self) -> None:
+        """Wake start_child() callers whose request the loop will never handle."""
+        while True:
+            try:
+                event = self._events.receive_nowait()
+            except trio.WouldBlock:
+                return
+            if isinstance(event, _AddChild):
+                event.added.set()
 
     def _check_name(self, name: str) -> None:
         if any(c.spec.name == name for c in self._children):
@@ -283,8 +314,10 @@ class Supervisor:
                 await self._shutdown(event.deadline_s)
                 return None
             if isinstance(event, _AddChild):
-                self._children.append(event.child)
-                await self._start(event.child)
+                if not self._close_requested.is_set():
+                    self._children.append(event.child)
+                    await self._start(event.child)
+                    event.started = True
                 event.added.set()
                 continue
             escalation = await self._on_exit(event)

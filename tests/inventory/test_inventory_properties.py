@@ -228,8 +228,8 @@ class InventoryMachine(RuleBasedStateMachine):
     def extend_hold(self, data: st.DataObject, ttl: int) -> None:
         hold_id = data.draw(st.sampled_from(self.hold_ids))
         hold = self.pool.state.holds.get(hold_id)
-        out = self.step("hold.extend", HoldExtendArgs(hold_id, ttl))
         live = hold is not None and self.pool.now < hold.expires_at
+        out = self.step("hold.extend", HoldExtendArgs(hold_id, ttl))
         assert isinstance(out, Rejection) != live
 
     @rule(data=st.data())

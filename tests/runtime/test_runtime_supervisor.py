@@ -9,7 +9,16 @@ import pytest
 import trio
 import trio.testing
 
-from engine.runtime import ChildSpec, Supervisor, SupervisorEscalation
+from engine.journal import MemoryJournal
+from engine.runtime import (
+    Actor,
+    ChildSpec,
+    Envelope,
+    Registry,
+    Supervisor,
+    SupervisorEscalation,
+    TimerService,
+)
 
 
 class Worker:
@@ -283,3 +292,57 @@ async def test_start_child_while_running(nursery: trio.Nursery) -> None:
     assert counts(workers) == {"a": 2, "b": 2}
     await sup.aclose()
     assert journal[-2:] == [("cancelled", "b"), ("cancelled", "a")]
+
+
+async def test_nested_escalation_restarts_the_inner_supervisor(
+    nursery: trio.Nursery, autojump_clock: Any
+) -> None:
+    journal: list[tuple[str, str]] = []
+    workers = make("xy", journal)
+    inner = Supervisor("inner", max_restarts=1, within_s=10.0)
+    inner.add_child(workers["x"].spec())
+    outer = Supervisor("outer", max_restarts=3, within_s=100.0)
+    outer.add_child(ChildSpec("inner", inner.run, stop=inner.aclose))
+    outer.add_child(workers["y"].spec())
+    await started(outer, nursery)
+    for _ in range(2):  # two crashes in 10 s: the inner supervisor escalates
+        workers["x"].crash()
+        await trio.sleep(1)
+    assert len(workers["x"].starts) == 3  # 2 under the first inner run, 1 after its restart
+    assert len(workers["y"].starts) == 1  # one_for_one at the outer level
+    assert outer.restarts == 1
+    assert inner.running_children() == ["x"]
+    await outer.aclose()
+    assert journal[-2:] == [("cancelled", "y"), ("cancelled", "x")]
+    with pytest.raises(RuntimeError):
+        await inner.run()  # closed on purpose: not restartable
+
+
+async def test_start_child_after_close_is_refused(nursery: trio.Nursery) -> None:
+    sup = Supervisor("s")
+    await started(sup, nursery)
+    await sup.aclose()
+    with pytest.raises(RuntimeError):
+        await sup.start_child(make("a", [])["a"].spec())
+
+
+async def test_engine_shaped_tree(nursery: trio.Nursery) -> None:
+    """How the engine composes the runtime: registry, then timers, under one supervisor."""
+
+    class Echo(Actor):
+        async def handle_batch(self, batch: list[Envelope]) -> None:
+            for env in batch:
+                env.respond((self.key, env.msg))
+
+    journal = MemoryJournal()
+    await journal.open()
+    await nursery.start(journal.run)
+    registry = Registry(lambda key: Echo())
+    timers = TimerService(journal, registry)
+    sup = Supervisor("engine", "rest_for_one")
+    sup.add_child(ChildSpec("registry", registry.run, stop=registry.aclose))
+    sup.add_child(ChildSpec("timers", timers.run))
+    await started(sup, nursery)
+    assert await registry.ask("k", "hi") == ("k", "hi")
+    await sup.aclose()
+    assert registry.stats()["active"] == 0
