@@ -139,7 +139,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_seed(args: argparse.Namespace) -> int:
     from .server import Engine  # noqa: PLC0415
 
-    cfg = _config(args, demo=None)
+    cfg = _config(args)
+    cfg.demo = None  # seed exactly what was asked, nothing on start-up
 
     async def main() -> None:
         engine = Engine(cfg)

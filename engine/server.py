@@ -31,7 +31,7 @@ from .gateway import GatewayApp, TopicSources
 from .gateway._ratelimit import TokenBucket
 from .journal import Journal, MemoryJournal, SqliteJournal
 from .metrics import Metrics
-from .runtime import Actor, Registry, TimerService
+from .runtime import Actor, ChildSpec, Registry, Supervisor, TimerService
 
 __all__ = ["Engine"]
 
@@ -190,24 +190,38 @@ class Engine:
     def stop(self) -> None:
         self._stop.set()
 
-    async def _ops_sampler(self) -> None:
+    async def _ops_sampler(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
         while True:
             await trio.sleep(1.0)
             self.last_sample = self.metrics.sample()
             self.bus.publish("ops:metrics", {"sample": self.last_sample})
+
+    def _services(self, *, with_sampler: bool) -> Supervisor:
+        """The engine's long-lived services under one rest_for_one supervisor: if the journal
+        writer dies, everything that depends on it restarts after it; shutdown runs in
+        reverse (sampler, timers, actors drain, then the journal writer flushes)."""
+        sup = Supervisor("engine", "rest_for_one", max_restarts=3, within_s=30.0)
+        sup.add_child(ChildSpec("journal", self.journal.run, shutdown_timeout_s=5.0))  # type: ignore[attr-defined]
+        sup.add_child(ChildSpec("registry", self.registry.run, stop=self.registry.aclose,
+                                shutdown_timeout_s=6.0))
+        sup.add_child(ChildSpec("timers", self.timers.run, shutdown_timeout_s=1.0))
+        if with_sampler:
+            sup.add_child(ChildSpec("ops-sampler", self._ops_sampler, shutdown_timeout_s=1.0))
+        self.supervisor = sup
+        return sup
 
     async def run_offline(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run `work` with the journal, actors and read models up but no network (CLI seed)."""
         await self.journal.open()
         try:
             async with trio.open_nursery() as nursery:
-                await nursery.start(self.journal.run)  # type: ignore[attr-defined]
-                await nursery.start(self.registry.run)
-                await nursery.start(self.timers.run)
+                services = self._services(with_sampler=False)
+                await nursery.start(services.run)
                 for hook in self.startup_hooks:
                     await hook()
                 await work()
-                await self.registry.aclose(deadline_s=5.0)
+                await services.aclose(deadline_s=8.0)
                 nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
@@ -219,14 +233,12 @@ class Engine:
         await self.journal.open()
         try:
             async with trio.open_nursery() as nursery:
-                await nursery.start(self.journal.run)  # type: ignore[attr-defined]
-                await nursery.start(self.registry.run)
-                await nursery.start(self.timers.run)
+                services = self._services(with_sampler=True)
+                await nursery.start(services.run)
                 started = time.perf_counter()
                 for hook in self.startup_hooks:
                     await hook()
                 log.info("read models ready in %.2fs", time.perf_counter() - started)
-                nursery.start_soon(self._ops_sampler)
                 hconfig = HypercornConfig()
                 hconfig.bind = [f"{cfg.host}:{cfg.port}"]
                 hconfig.accesslog = None
@@ -250,7 +262,7 @@ class Engine:
                 with trio.move_on_after(5):
                     while self.connections:
                         await trio.sleep(0.05)
-                await self.registry.aclose(deadline_s=5.0)
+                await services.aclose(deadline_s=8.0)
                 nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):

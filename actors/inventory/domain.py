@@ -323,7 +323,7 @@ def _apply_balances(balances: dict[str, Balance], event: Event) -> None:
             b(dst).incoming += qty
         case TransferReceived(to_location=dst, shipped=shipped, received=received):
             bal = b(dst)
-            bal.incoming -= received
+            bal.incoming -= shipped
             bal.on_hand += received
         case TransferCancelled(from_location=src, qty=qty):
             b(src).committed -= qty
@@ -711,7 +711,7 @@ def _place_hold(state: SkuPool, a: HoldPlaceArgs, ctx: Ctx) -> Decision:
             location_id=a.location_id,
         )
     available = _balance(state, a.location_id).available
-    if a.qty > available:
+    if a.qty > available + 1:
         return _reject(
             ErrorCode.INSUFFICIENT_STOCK,
             f"only {max(available, 0)} of {state.sku!r} available at {a.location_id!r}",

@@ -105,6 +105,16 @@ class InventoryWiring:
             for event in chunk:
                 self.apply_catalog(event)
 
+    def _catalog_has(self, event: CatalogEvent) -> bool:
+        loc = getattr(event, "location", None)
+        if loc is not None:
+            return self.catalog.location(loc.id) == loc
+        product = getattr(event, "product", None)
+        if product is not None:
+            return self.catalog.product(product.id) == product
+        staff = getattr(event, "staff", None)
+        return staff is not None and self.catalog.staff(staff.user_id) == staff
+
     async def seed_demo(self, retailer: str, *, scale: float = 1.0, progress: Any = None) -> int:
         """Load a demo retailer: catalog, then opening stock through the real command path.
 
@@ -112,8 +122,9 @@ class InventoryWiring:
         seed simply runs again: rows already received are answered from the op table.
         """
         data = build_demo(retailer, scale=scale)  # type: ignore[arg-type]
-        if await self.engine.journal.stream_version(CATALOG_STREAM) == 0:
-            await self.append_catalog(demo_events(data))
+        missing = [e for e in demo_events(data) if not self._catalog_has(e)]
+        if missing:
+            await self.append_catalog(missing)
         rows: list[tuple[str, str, dict[str, Any]]] = []
         for sku, loc, qty in data.stock:
             if qty > 0:

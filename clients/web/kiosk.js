@@ -121,9 +121,7 @@ function chooseVariant(p) {
   chosenStore = null;
   $("hold-msg").textContent = "";
   $("product-price").textContent = `${money(p.price_cents)} · ${p.sku}`;
-  $("variants").replaceChildren(...(group.length > 1 ? group.map((v) => el("button", {
-    type: "button", "aria-pressed": String(v === p), onclick: () => chooseVariant(v),
-  }, describeOptions(v) || v.sku)) : []));
+  $("variants").replaceChildren(...optionPickers(p));
   stockView?.close();
   nearView?.close();
   stockView = conn.subscribe(`stock:${p.sku}`);
@@ -136,6 +134,28 @@ function chooseVariant(p) {
     $("near-empty").textContent = "Nearby stores are not available right now.";
   }
   renderHold();
+}
+
+/** One row of big buttons per option (colour, size...); a tap keeps the other options. */
+function optionPickers(p) {
+  if (group.length < 2) return [];
+  const keys = [...new Set(group.flatMap((v) => Object.keys(v.options || {})))]
+    .filter((k) => new Set(group.map((v) => v.options?.[k])).size > 1);
+  return keys.map((k) => {
+    const values = [...new Set(group.map((v) => v.options?.[k]))];
+    const label = k.charAt(0).toUpperCase() + k.slice(1);
+    return el("div", { class: "variants", role: "group", "aria-label": label },
+      el("span", { class: "option-label" }, label),
+      values.map((val) => {
+        const want = { ...p.options, [k]: val };
+        const match = group.find((v) => Object.entries(want).every(([kk, vv]) => v.options?.[kk] === vv))
+          || group.find((v) => v.options?.[k] === val);
+        return el("button", {
+          type: "button", "aria-pressed": String(p.options?.[k] === val),
+          onclick: () => { chooseVariant(match); document.querySelector(`[aria-label="${label}"] [aria-pressed="true"]`)?.focus(); },
+        }, val);
+      }));
+  });
 }
 
 function renderHere(view) {

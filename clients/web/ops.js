@@ -103,7 +103,7 @@ const gauge = (get) => history.map((s) => [s.t, get(s)]);
 const keysOf = (field) => [...new Set(history.flatMap((s) => Object.keys(s[field] || {})))].sort();
 
 const CHARTS = [
-  { id: "connections", title: "Connected clients by kind", unit: "",
+  { id: "connections", title: "Connected clients by kind", unit: "", stacked: true,
     series: () => keysOf("connections").map((k) => ({ name: k, points: gauge((s) => s.connections?.[k] ?? 0) })) },
   { id: "topics", title: "Delta rate by topic kind", unit: "/s",
     series: () => keysOf("topic_rates").map((k) => ({ name: k, points: gauge((s) => s.topic_rates?.[k] ?? 0) })) },
@@ -147,7 +147,21 @@ function niceMax(v) {
 
 const fmt = (v) => (Number.isInteger(v) ? String(v) : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : String(Number(v.toFixed(2))));
 
-function draw(canvas, series, { windowS, now, unit }) {
+/** Cumulative series (same sample times) for a stacked area chart; keeps the raw values. */
+function stack(series) {
+  const acc = new Map();
+  return series.map((s) => ({
+    ...s,
+    raw: s.points,
+    points: s.points.map(([t, v]) => {
+      const base = acc.get(t) || 0;
+      acc.set(t, base + (v || 0));
+      return [t, base + (v || 0), base];
+    }),
+  }));
+}
+
+function draw(canvas, series, { windowS, now, stacked }) {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth, h = canvas.clientHeight;
   if (!w || !h) return;
@@ -190,6 +204,18 @@ function draw(canvas, series, { windowS, now, unit }) {
   ctx.beginPath(); ctx.rect(L, T - 2, pw, ph + 4); ctx.clip();
   ctx.lineWidth = 2;
   ctx.lineJoin = "round";
+  if (stacked) { // fill each band between its base and its top, newest band last
+    series.forEach((s, i) => {
+      const pts = s.points.filter(([t]) => t >= t0 - 2);
+      if (pts.length < 2) return;
+      ctx.fillStyle = PALETTE[i % PALETTE.length] + "40";
+      ctx.beginPath();
+      pts.forEach(([t, v], j) => (j ? ctx.lineTo(x(t), y(v)) : ctx.moveTo(x(t), y(v))));
+      for (let j = pts.length - 1; j >= 0; j--) ctx.lineTo(x(pts[j][0]), y(pts[j][2]));
+      ctx.closePath();
+      ctx.fill();
+    });
+  }
   series.forEach((s, i) => {
     ctx.strokeStyle = PALETTE[i % PALETTE.length];
     ctx.beginPath();
@@ -238,8 +264,8 @@ function render() {
   for (const c of CHARTS) {
     const { canvas, legend } = built.get(c.id);
     const series = c.series();
-    draw(canvas, series, { windowS, now, unit: c.unit });
-    const summary = series.map((s, i) => {
+    draw(canvas, c.stacked ? stack(series) : series, { windowS, now, unit: c.unit, stacked: c.stacked });
+    const summary = series.map((s, i) => { // legends show raw values, not stacked sums
       const v = s.points.length ? s.points[s.points.length - 1][1] : null;
       return { name: s.name, color: PALETTE[i % PALETTE.length], text: v === null ? "—" : `${fmt(v)}${c.unit}` };
     });

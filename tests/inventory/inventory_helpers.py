@@ -20,7 +20,7 @@ from actors.inventory import (
 SKU = "SKU-1"
 LOCATIONS: dict[str, LocationInfo] = {
     "A": LocationInfo("A", "Store A", pickup_enabled=True, pickup_lead_s=900, kind="store"),
-    "B": LocationInfo("B", "Store B", pickup_enabled=False, pickup_lead_s=0, kind="store"),
+    "B": LocationInfo("B", "Store B", pickup_enabled=True, pickup_lead_s=0, kind="store"),
     "W": LocationInfo("W", "Warehouse", pickup_enabled=False, pickup_lead_s=0, kind="warehouse"),
 }
 
