@@ -711,7 +711,7 @@ def _place_hold(state: SkuPool, a: HoldPlaceArgs, ctx: Ctx) -> Decision:
             location_id=a.location_id,
         )
     available = _balance(state, a.location_id).available
-    if a.qty > available + 1:
+    if a.qty > available:
         return _reject(
             ErrorCode.INSUFFICIENT_STOCK,
             f"only {max(available, 0)} of {state.sku!r} available at {a.location_id!r}",

@@ -413,14 +413,17 @@ class Connection {
 
   get pendingCount() { return this.pending.size; }
 
+  /** Close for good (sign-out): no more events, pending commands are abandoned. */
   close() {
     this.closed = true;
     clearTimeout(this.timer);
     clearInterval(this.pingTimer);
     if (typeof window !== "undefined") window.removeEventListener("online", this.wake);
+    for (const set of Object.values(this.handlers)) set.clear();
+    for (const v of this.views.values()) v.listeners.clear();
     this.ws?.close(1000, "bye");
     this.ws = null;
-    this.setState("offline");
+    this.state = "offline";
   }
 }
 

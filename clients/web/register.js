@@ -120,7 +120,7 @@ function resetApp() {
   queueView = null;
   nearLine = null;
   $("cart").tBodies[0].replaceChildren();
-  $("queue").tBodies[0].replaceChildren();
+  $("queue").replaceChildren();
   $("results").replaceChildren();
   $("recent").replaceChildren();
   renderCartMeta();
@@ -457,21 +457,21 @@ function renderQueue(view) {
   $("queue-empty").hidden = holds.length > 0;
   $("queue").hidden = holds.length === 0;
   const focusKey = document.activeElement?.dataset?.focusKey;
-  $("queue").tBodies[0].replaceChildren(...holds.map((h) => {
+  $("queue").replaceChildren(...holds.map((h) => {
     const exp = toDate(h.expires_at);
     const soon = exp && exp - Date.now() < 15 * 60 * 1000;
     const name = products.get(h.sku) ? describe(products.get(h.sku)) : h.sku;
-    return el("tr", { dataset: { hold: h.hold_id } },
-      el("td", {}, h.customer_ref || "—", el("div", { class: "muted" }, el("code", {}, h.hold_id))),
-      el("td", {}, name),
-      el("td", { class: "num live-value" }, h.qty),
-      el("td", { class: soon ? "msg-warn" : "" }, exp ? clock(exp) : "—"),
-      el("td", {},
+    const who = h.customer_ref || "Customer";
+    return el("li", { dataset: { hold: h.hold_id } },
+      el("span", { class: "who" }, who),
+      el("span", { class: "actions" },
         el("button", { type: "button", class: "small", dataset: { focusKey: `pickup:${h.hold_id}` },
-          "aria-label": `Picked up: ${h.customer_ref || h.hold_id}`, onclick: () => holdAction("hold.pickup", h, "picked up") }, "Picked up"),
-        " ",
+          "aria-label": `Picked up: ${who}, ${name}`, onclick: () => holdAction("hold.pickup", h, "picked up") }, "Picked up"),
         el("button", { type: "button", class: "small danger", dataset: { focusKey: `release:${h.hold_id}` },
-          "aria-label": `Release hold for ${h.customer_ref || h.hold_id}`, onclick: () => holdAction("hold.release", h, "released") }, "Release")));
+          "aria-label": `Release the hold for ${who}, ${name}`, onclick: () => holdAction("hold.release", h, "released") }, "Release")),
+      el("span", { class: "live-value" }, `${h.qty} × ${name}`),
+      el("span", { class: "meta" }, "Hold ", el("code", {}, h.hold_id), " · ",
+        el("span", { class: soon ? "soon" : "" }, exp ? `until ${clock(exp)}` : "no expiry")));
   }));
   if (focusKey) document.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
 }

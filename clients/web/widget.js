@@ -54,7 +54,8 @@ const STYLE = `
   .stale .dot { background: #8e1b1b; }
   .stale .status { color: #8e1b1b; font-weight: 600; }
   .stale ul, .stale .headline { color: #5a6068; }
-  .stale .qty { text-decoration: line-through dotted; }
+  .stale .qty { font-style: italic; font-weight: 600; }
+  .stale .qty::after { content: " ?"; }
 `;
 
 class OmnitillStock extends HTMLElement {

@@ -9,6 +9,15 @@ and a watchdog (hello deadline, keepalive, slow-consumer cut-off). Actors and th
 ever call the Outbox's non-blocking methods, so a stalled socket can delay nobody but itself;
 its pending deltas are conflated per topic, so its memory stays bounded.
 
+Stuck sockets. hypercorn shields its socket writes from cancellation, so a client that stops
+reading blocks the writer inside `send` and cancelling the connection's nursery cannot free it
+(the nursery waits for the writer forever, and so would engine shutdown). The watchdog counts a
+send in progress as pending output, so a writer stuck with an empty outbox is still noticed;
+and a guard task, woken whenever the nursery is cancelled for any reason, gives the writer
+STUCK_SEND_S to come out and otherwise shuts the TCP socket down under hypercorn, which fails
+the blocked write and lets everything unwind. The client sees the connection drop (it was not
+reading the close frame anyway), reconnects and resumes.
+
 Bad input never closes the connection by itself: every bad frame gets an `error` with a stable
 code and changes nothing. A client that sends nothing but bad frames (over BAD_FRAME_LIMIT in
 a row) is closed with 1008, and one that never says hello within HELLO_TIMEOUT_S with 4003.
@@ -19,6 +28,7 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
+import socket
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -58,9 +68,31 @@ __all__ = ["serve_websocket"]
 log = logging.getLogger("omnitill.gateway")
 
 HELLO_TIMEOUT_S = 10.0
+STUCK_SEND_S = 1.0  # after a close or cancel, how long a blocked socket write may keep us
 BAD_FRAME_LIMIT = 50
 MAX_INFLIGHT_COMMANDS = 128
 _session_ids = itertools.count(1)
+
+
+def _socket_of(send: Any) -> Any:
+    """The TCP socket under a hypercorn ASGI `send`, or None.
+
+    hypercorn internals (checked against 0.18): the ASGI send is `WSStream.app_send`; its
+    `.send` is the HTTP protocol's `stream_send`, whose `.send` is `TCPServer.protocol_send`,
+    and the TCPServer holds the trio stream. Walk bound methods' owners looking for a trio
+    Stream; SSL streams wrap the socket stream in `transport_stream`.
+    """
+    fn = send
+    for _ in range(6):
+        owner = getattr(fn, "__self__", None)
+        if owner is None:
+            return None
+        stream = getattr(owner, "stream", None)
+        if isinstance(stream, trio.abc.Stream):
+            stream = getattr(stream, "transport_stream", stream)
+            return getattr(stream, "socket", None)
+        fn = getattr(owner, "send", None)
+    return None
 
 
 def header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -83,6 +115,9 @@ class Connection:
         self.inflight = trio.Semaphore(MAX_INFLIGHT_COMMANDS)
         self.bad_frames = 0
         self.last_progress = time.monotonic()
+        self.sending = False  # the writer is inside hypercorn's `send` (which may block)
+        self.writer_done = trio.Event()
+        self.conflated_seen = 0  # outbox.conflated already added to the metrics
         self.close_code: int | None = None
         self.close_reason = ""
 
@@ -96,19 +131,52 @@ class Connection:
         send = self._send
         outbox = self.outbox
         metrics = self.engine.metrics
-        while True:
-            await outbox.wait()
-            if outbox.closed:
-                return
-            frames = outbox.drain()
-            text = outbox.encoding == "json"
-            for frame in frames:
-                if text:
-                    await send({"type": "websocket.send", "text": frame.decode()})
-                else:
-                    await send({"type": "websocket.send", "bytes": frame})
-                self.last_progress = time.monotonic()
-            metrics.frames_out += len(frames)
+        try:
+            while True:
+                await outbox.wait()
+                if outbox.closed:
+                    return
+                self.count_conflated()
+                frames = outbox.drain()
+                text = outbox.encoding == "json"
+                self.sending = True
+                for frame in frames:
+                    if text:
+                        await send({"type": "websocket.send", "text": frame.decode()})
+                    else:
+                        await send({"type": "websocket.send", "bytes": frame})
+                    self.last_progress = time.monotonic()
+                self.sending = False
+                metrics.frames_out += len(frames)
+        finally:
+            self.writer_done.set()
+
+    def count_conflated(self) -> None:
+        conflated = self.outbox.conflated
+        self.engine.metrics.conflated += conflated - self.conflated_seen
+        self.conflated_seen = conflated
+
+    async def guard(self) -> None:
+        """Free a writer stuck in a shielded socket write once the connection is torn down."""
+        try:
+            await trio.sleep_forever()
+        finally:
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(STUCK_SEND_S):
+                    await self.writer_done.wait()
+                if not self.writer_done.is_set():
+                    self.abort_transport()
+
+    def abort_transport(self) -> None:
+        sock = _socket_of(self._send)
+        if sock is None:
+            log.warning("session %s: writer stuck, socket unreachable", self.session)
+            return
+        self.engine.metrics.errors["stuck_socket_aborted"] += 1
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked write with a broken pipe
+        except OSError:
+            pass  # already gone
 
     def close(self, code: int, reason: str) -> None:
         if self.close_code is None:
@@ -118,6 +186,18 @@ class Connection:
     # --- input --------------------------------------------------------------------------
 
     async def reader(self, receive: Any, nursery: trio.Nursery) -> None:
+        try:
+            await self._read(receive, nursery)
+        except OutboxOverflow:
+            # Replies to its own frames (pongs, errors) pile up unread: cut it off cleanly.
+            self.too_slow("not reading replies")
+
+    def too_slow(self, reason: str) -> None:
+        if self.close_code is None:
+            self.engine.metrics.slow_disconnects += 1
+        self.close(CLOSE_CODES["slow_consumer"], reason)
+
+    async def _read(self, receive: Any, nursery: trio.Nursery) -> None:
         max_bytes = self.engine.config.max_frame_bytes
         metrics = self.engine.metrics
         while self.close_code is None:
@@ -217,7 +297,7 @@ class Connection:
                 Reject(op_id=msg.op_id, code=exc.code.value, message=exc.message, details=exc.details)
             )
         except OutboxOverflow:
-            self.close(CLOSE_CODES["slow_consumer"], "not reading replies")
+            self.too_slow("not reading replies")
         except Exception:
             log.exception("command %s failed", msg.name)
             self.outbox.send(
@@ -282,16 +362,19 @@ class Connection:
         while True:
             await trio.sleep(0.5)
             now = time.monotonic()
+            self.count_conflated()
             if self.close_code is not None:
                 break
             if self.claims is None and now - started > HELLO_TIMEOUT_S:
                 self.close(CLOSE_CODES["unauthorized"], "no hello")
                 break
-            if len(self.outbox) and now - self.last_progress > cfg.slow_client_grace_s:
-                self.engine.metrics.slow_disconnects += 1
-                self.close(CLOSE_CODES["slow_consumer"], "too slow: reconnect and resume")
+            # A send in progress counts as pending output: the writer may have drained the
+            # outbox and be stuck on the socket with nothing left queued behind it.
+            pending = len(self.outbox) or self.sending
+            if pending and now - self.last_progress > cfg.slow_client_grace_s:
+                self.too_slow("too slow: reconnect and resume")
                 break
-            if not len(self.outbox):
+            if not pending:
                 self.last_progress = now
         cancel.cancel()
 
@@ -317,6 +400,7 @@ async def serve_websocket(engine: Engine, scope: dict[str, Any], receive: Any, s
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(conn.writer)
+            nursery.start_soon(conn.guard)
             nursery.start_soon(conn.watchdog, nursery.cancel_scope)
 
             async def read_then_stop() -> None:
@@ -334,6 +418,7 @@ async def serve_websocket(engine: Engine, scope: dict[str, Any], receive: Any, s
     finally:
         engine.connections.discard(conn)
         engine.bus_release(conn.outbox)
+        conn.count_conflated()
         conn.outbox.close()
         if conn.claims is not None:
             engine.metrics.connections[conn.kind] -= 1

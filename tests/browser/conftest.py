@@ -53,7 +53,7 @@ def second_origin(tmp_path: Path) -> Iterator[str]:
     shutil.copy(WEB / "widget-demo.html", shop / "widget-demo.html")
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(shop)],
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d", shop],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

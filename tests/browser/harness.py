@@ -51,7 +51,7 @@ class Engine:
     def start(self, timeout: float = 30.0) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [str(BIN / "omnitill"), "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            [BIN / "omnitill", "serve", "--port", str(self.port), "--data-dir", self.data_dir],
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -92,7 +92,8 @@ class Engine:
         return http_json(self.url + path, method="POST", body=body, token=token)
 
     def mint_token(self, role: str, location: str | None, ttl: int) -> str:
-        cmd = [str(BIN / "omnitill"), "token", "--role", role, "--ttl", str(ttl), "--data-dir", str(self.data_dir)]
+        cmd = [str(BIN / "omnitill"), "token", "--role", role, "--ttl", str(ttl)]
+        cmd += ["--data-dir", str(self.data_dir)]
         if location:
             cmd += ["--location", location]
         out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)

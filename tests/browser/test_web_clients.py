@@ -9,6 +9,7 @@ bad input gets a clear message. Each scenario saves screenshots to test-artifact
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,6 +67,22 @@ def staff(engine: Engine, role: str, location: str = STORE) -> dict[str, Any]:
 def kiosk_url(engine: Engine, location: str = STORE) -> str:
     demo = engine.get("/api/v1/demo")
     return next(link["url"] for link in demo["links"] if f"location={location}&" in link["url"])
+
+
+def login(engine: Engine, member: dict[str, Any]) -> str:
+    body = {"user_id": member["user_id"], "pin": member["pin"]}
+    return str(engine.post("/api/v1/auth/login", body)["token"])
+
+
+def location(engine: Engine, token: str, location_id: str = STORE) -> dict[str, Any]:
+    items = engine.get("/api/v1/locations", token)["items"]
+    return next(loc for loc in items if loc["id"] == location_id)
+
+
+def widget_url(origin: str, engine: Engine, sku: str, here: dict[str, Any]) -> str:
+    """The demo shop page on its own origin, pointing its widget at the engine."""
+    near = f"{here['lat']},{here['lon']}"
+    return f"{origin}/widget-demo.html?endpoint={engine.url}&sku={sku}&near={near}"
 
 
 def pick_sku(engine: Engine, token: str, min_here: int) -> dict[str, Any]:
@@ -129,10 +146,10 @@ def test_live_sync_across_channels(
     engine: Engine, second_origin: str, browser: Browser, artifacts: Path
 ) -> None:
     cashier, manager = staff(engine, "cashier"), staff(engine, "manager")
-    token = engine.post("/api/v1/auth/login", {"user_id": cashier["user_id"], "pin": cashier["pin"]})["token"]
+    token = login(engine, cashier)
     item = pick_sku(engine, token, min_here=4)
     sku, n = item["sku"], item["available"]
-    here = next(loc for loc in engine.get("/api/v1/locations", token)["items"] if loc["id"] == STORE)
+    here = location(engine, token)
 
     with pages(browser) as p:
         reg_a = p.open(engine.url + "/register", "register A")
@@ -140,12 +157,7 @@ def test_live_sync_across_channels(
         reg_b = p.open(engine.url + "/register", "register B")
         sign_in(reg_b, manager)
         kiosk = p.open(engine.url + kiosk_url(engine), "kiosk", 1600, 1000)
-        widget = p.open(
-            f"{second_origin}/widget-demo.html?endpoint={engine.url}&sku={sku}&near={here['lat']},{here['lon']}",
-            "widget",
-            900,
-            800,
-        )
+        widget = p.open(widget_url(second_origin, engine, sku, here), "widget", 900, 800)
         ops = p.open(engine.url + "/ops", "ops", 1400, 1000)
         sign_in(ops, manager)
 
@@ -181,7 +193,7 @@ def test_live_sync_across_channels(
         hold_id = kiosk.locator("#done-id").inner_text().strip()
         assert hold_id
         for reg in (reg_a, reg_b):
-            row = reg.locator(f'#queue tr[data-hold="{hold_id}"]')
+            row = reg.locator(f'#queue li[data-hold="{hold_id}"]')
             expect(row).to_contain_text("Ana Kiosk", timeout=2_000)
         expect(widget_qty(widget)).to_have_text(f"{n - 2} left", timeout=2_000)
         expect(cart_badge(reg_b, sku)).to_have_text(str(n - 2))
@@ -193,32 +205,27 @@ def test_live_sync_across_channels(
             shot(page, artifacts, f"live-{name}")
 
         # The customer collects it: "Picked up" on register A clears it from both queues.
-        reg_a.locator(f'#queue tr[data-hold="{hold_id}"] button:has-text("Picked up")').click()
+        reg_a.locator(f'#queue li[data-hold="{hold_id}"] button:has-text("Picked up")').click()
         for reg in (reg_a, reg_b):
-            expect(reg.locator(f'#queue tr[data-hold="{hold_id}"]')).to_have_count(0, timeout=2_000)
-        assert not [h for h in engine.get(f"/api/v1/locations/{STORE}/holds", token)["items"]
-                    if h["hold_id"] == hold_id and h.get("status") == "active"]
+            expect(reg.locator(f'#queue li[data-hold="{hold_id}"]')).to_have_count(0, timeout=2_000)
+        holds = engine.get(f"/api/v1/locations/{STORE}/holds", token)["items"]
+        assert not [h for h in holds if h["hold_id"] == hold_id and h.get("status") == "active"]
 
 
 def test_outage_marks_views_stale_and_restart_resumes(
     engine: Engine, second_origin: str, browser: Browser, artifacts: Path
 ) -> None:
     cashier = staff(engine, "cashier")
-    token = engine.post("/api/v1/auth/login", {"user_id": cashier["user_id"], "pin": cashier["pin"]})["token"]
+    token = login(engine, cashier)
     item = pick_sku(engine, token, min_here=3)
     sku, n = item["sku"], item["available"]
-    here = next(loc for loc in engine.get("/api/v1/locations", token)["items"] if loc["id"] == STORE)
+    here = location(engine, token)
 
     with pages(browser) as p:
         reg = p.open(engine.url + "/register", "register")
         sign_in(reg, cashier)
         kiosk = p.open(engine.url + kiosk_url(engine), "kiosk", 1600, 1000)
-        widget = p.open(
-            f"{second_origin}/widget-demo.html?endpoint={engine.url}&sku={sku}&near={here['lat']},{here['lon']}",
-            "widget",
-            900,
-            800,
-        )
+        widget = p.open(widget_url(second_origin, engine, sku, here), "widget", 900, 800)
         scan(reg, item["barcode"])
         expect(cart_badge(reg, sku)).to_have_text(str(n))
         open_kiosk_product(kiosk, item)
@@ -228,25 +235,29 @@ def test_outage_marks_views_stale_and_restart_resumes(
 
         engine.stop()
         for page in (reg, kiosk):
-            expect(page.locator("#banner")).to_have_attribute("data-state", "offline", timeout=10_000)
-            expect(page.locator("#banner")).to_contain_text("Offline — data may be stale")
+            banner = page.locator("#banner")
+            expect(banner).to_have_attribute("data-state", "offline", timeout=10_000)
+            expect(banner).to_contain_text("Offline — data may be stale")
         expect(reg.locator(f'#cart tr[data-sku="{sku}"] td.is-stale .stale-label')).to_be_visible()
         expect(reg.locator("#queue-panel")).to_have_class("panel is-stale")
         expect(kiosk.locator("#here-box.is-stale .stale-label")).to_be_visible()
-        expect(widget.locator("omnitill-stock")).to_have_attribute("data-state", "stale", timeout=10_000)
-        expect(widget.locator("omnitill-stock .status-text")).to_contain_text("Offline")
+        stock_el = widget.locator("omnitill-stock")
+        expect(stock_el).to_have_attribute("data-state", "stale", timeout=10_000)
+        expect(stock_el.locator(".status-text")).to_contain_text("Offline")
+        for name, page in [("register", reg), ("kiosk", kiosk), ("widget", widget)]:
+            shot(page, artifacts, f"offline-{name}")
 
         # The register keeps selling through the outage: the sale waits with its op_id.
         reg.fill("#tendered", "1000")
         reg.click("#complete")
         expect(reg.locator("#recent li").first).to_contain_text("will sync when back online")
         expect(reg.locator("#banner")).to_contain_text("waiting to sync")
-        for name, page in [("register", reg), ("kiosk", kiosk), ("widget", widget)]:
-            shot(page, artifacts, f"offline-{name}")
+        shot(reg, artifacts, "offline-register-sale-queued")
 
         engine.start()  # same data dir, same port
         for page in (reg, kiosk):
-            expect(page.locator("#banner")).to_have_attribute("data-state", "live", timeout=15_000)
+            banner = page.locator("#banner")
+            expect(banner).to_have_attribute("data-state", "live", timeout=15_000)
         # The offline sale synced exactly once, and every view converged on it.
         expect(reg.locator("#recent li").first).to_contain_text("synced", timeout=10_000)
         expect(kiosk.locator("#here-qty")).to_have_text(f"{n - 1} available", timeout=5_000)
@@ -258,7 +269,11 @@ def test_outage_marks_views_stale_and_restart_resumes(
         # And they are subscribed again: a sale made elsewhere (REST) shows up live.
         scan(reg, item["barcode"])
         expect(cart_badge(reg, sku)).to_have_text(str(n - 1))
-        engine.post(f"/api/v1/stock/{sku}/{STORE}/sale", {"qty": 1, "register_id": "rest"}, token)
+        engine.post(
+            f"/api/v1/stock/{sku}/{STORE}/sale",
+            {"qty": 1, "register_id": "rest", "op_id": str(uuid.uuid4())},
+            token,
+        )
         expect(cart_badge(reg, sku)).to_have_text(str(n - 2), timeout=2_000)
         expect(kiosk.locator("#here-qty")).to_have_text(f"{n - 2} available", timeout=2_000)
         expect(widget_qty(widget)).to_have_text(f"{n - 2} left", timeout=2_000)
@@ -270,7 +285,7 @@ def test_outage_marks_views_stale_and_restart_resumes(
 
 def test_bad_input_gets_clear_messages(engine: Engine, browser: Browser, artifacts: Path) -> None:
     cashier = staff(engine, "cashier")
-    token = engine.post("/api/v1/auth/login", {"user_id": cashier["user_id"], "pin": cashier["pin"]})["token"]
+    token = login(engine, cashier)
     item = pick_sku(engine, token, min_here=1)
     sku, n = item["sku"], item["available"]
 

@@ -243,8 +243,10 @@ def test_commit_fulfil_uncommit(pool: Pool) -> None:
     assert (bal(pool)["reserved"], bal(pool)["committed"]) == (0, 5)
     rejected(pool.decide("hold.commit", HoldCommitArgs(h1, "O1")), ErrorCode.CONFLICT)
     rejected(pool.decide("hold.release", HoldRefArgs(h1)), ErrorCode.CONFLICT)
-    r = rejected(pool.decide("stock.fulfil", FulfilArgs(SKU, "A", "O1", 6)), ErrorCode.INVALID_ARGS)
-    assert r.details["committed"] == 5
+    rj = rejected(
+        pool.decide("stock.fulfil", FulfilArgs(SKU, "A", "O1", 6)), ErrorCode.INVALID_ARGS
+    )
+    assert rj.details["committed"] == 5
     rejected(pool.decide("stock.fulfil", FulfilArgs(SKU, "A", "O2", 1)), ErrorCode.NOT_FOUND)
     r = pool.ok("stock.fulfil", FulfilArgs(SKU, "A", "O1", 4))
     assert r["order_id"] == "O1"
@@ -320,16 +322,16 @@ def test_transfer_lifecycle_with_loss(pool: Pool) -> None:
     pool.ok("transfer.ship", TransferRefArgs(tid))
     assert (bal(pool, "W")["on_hand"], bal(pool, "W")["committed"]) == (30, 0)
     assert bal(pool, "A")["incoming"] == 20
-    r = rejected(
+    rj = rejected(
         pool.decide("transfer.receive", TransferRefArgs(tid, qty=21)), ErrorCode.INVALID_ARGS
     )
-    assert r.details["shipped"] == 20
+    assert rj.details["shipped"] == 20
     rejected(pool.decide("transfer.cancel", TransferRefArgs(tid)), ErrorCode.CONFLICT)
     r = pool.ok("transfer.receive", TransferRefArgs(tid, qty=18))
     assert (r["received"], r["lost"]) == (18, 2)
     assert (bal(pool, "A")["on_hand"], bal(pool, "A")["incoming"]) == (28, 0)
-    r = rejected(pool.decide("transfer.receive", TransferRefArgs(tid)), ErrorCode.CONFLICT)
-    assert r.details["state"] == "received"
+    rj = rejected(pool.decide("transfer.receive", TransferRefArgs(tid)), ErrorCode.CONFLICT)
+    assert rj.details["state"] == "received"
 
 
 def test_transfer_rejections(pool: Pool) -> None:

@@ -86,6 +86,7 @@ from protocol.commands import (
     HoldRefArgs,
     ReceiveArgs,
     ReturnArgs,
+    ReturnDisposition,
     SafetyStockArgs,
     SaleArgs,
     TransferCreateArgs,
@@ -188,9 +189,8 @@ class InventoryMachine(RuleBasedStateMachine):
         assert not isinstance(out, Rejection), out  # physical facts win: never rejected
         self.shadow_on_hand[loc] -= qty
 
-    @rule(loc=LOC, qty=QTY, sellable=st.booleans())
-    def give_back(self, loc: str, qty: int, sellable: bool) -> None:
-        disposition = "sellable" if sellable else "unsellable"
+    @rule(loc=LOC, qty=QTY, disposition=st.sampled_from(["sellable", "unsellable"]))
+    def give_back(self, loc: str, qty: int, disposition: ReturnDisposition) -> None:
         self.step("stock.return", ReturnArgs(SKU, loc, qty, disposition=disposition))
         self.shadow_on_hand[loc] += qty
 
@@ -212,6 +212,7 @@ class InventoryMachine(RuleBasedStateMachine):
     def count(self, loc: str, counted: int) -> None:
         assert not isinstance(self.step("stock.count", CountArgs(SKU, loc, counted)), Rejection)
         self.shadow_on_hand[loc] = counted
+        assert self.pool.state.balances[loc].unsellable <= counted
 
     @rule(loc=LOC, safety=st.integers(0, 3))
     def set_safety(self, loc: str, safety: int) -> None:
@@ -247,11 +248,8 @@ class InventoryMachine(RuleBasedStateMachine):
     def hold_action(self, data: st.DataObject, action: str, ttl: int, order: str) -> None:
         """Act on a hold: usually a live one, sometimes a finished or unknown one."""
         live_ids = sorted(self.pool.state.holds)
-        hold_id = data.draw(
-            st.sampled_from(live_ids)
-            if live_ids and data.draw(st.booleans())
-            else st.sampled_from(self.hold_ids)
-        )
+        pick_live = bool(live_ids) and data.draw(st.booleans())
+        hold_id = data.draw(st.sampled_from(live_ids if pick_live else self.hold_ids))
         hold = self.pool.state.holds.get(hold_id)
         # Read before deciding: evolve mutates the live Hold.
         due = hold is not None and self.pool.now >= hold.expires_at
@@ -328,11 +326,8 @@ class InventoryMachine(RuleBasedStateMachine):
     )
     def transfer_action(self, data: st.DataObject, action: str, qty: int | None) -> None:
         open_ids = sorted(self.pool.state.transfers)
-        tid = data.draw(
-            st.sampled_from(open_ids)
-            if open_ids and data.draw(st.booleans())
-            else st.sampled_from(self.transfer_ids)
-        )
+        pick_open = bool(open_ids) and data.draw(st.booleans())
+        tid = data.draw(st.sampled_from(open_ids if pick_open else self.transfer_ids))
         t = self.pool.state.transfers.get(tid)
         status = t.status if t else None  # read before: evolve mutates the live Transfer
         if action == "ship":
@@ -454,7 +449,7 @@ class InventoryMachine(RuleBasedStateMachine):
 
 
 InventoryMachine.TestCase.settings = settings(
-    max_examples=200,
+    max_examples=150,
     stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

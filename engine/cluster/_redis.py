@@ -1,0 +1,101 @@
+"""The Redis seam: redis.asyncio clients built and used only on the asyncio side of a bridge.
+
+Everything here is an `async def` that `Bridge.run` executes in the bridge's loop, so the
+clients (and their connection pools) belong to that loop. Callers catch `REDIS_ERRORS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+__all__ = [
+    "REDIS_ERRORS",
+    "close_client",
+    "close_pubsub",
+    "eval_script",
+    "hmget",
+    "hset",
+    "make_client",
+    "open_pubsub",
+    "publish_many",
+    "read_messages",
+]
+
+# A lost connection shows up as RedisError (ConnectionError, TimeoutError) or, below redis-py,
+# as OSError.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+
+
+async def make_client(url: str, timeout: float) -> aioredis.Redis:
+    # Fail fast (one quick retry) and let our own loops do the reconnecting with back-off.
+    client: aioredis.Redis = aioredis.Redis.from_url(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1),
+        health_check_interval=10,
+    )
+    try:
+        await client.ping()
+    except BaseException:
+        await client.aclose()
+        raise
+    return client
+
+
+async def close_client(client: aioredis.Redis) -> None:
+    await client.aclose()
+
+
+async def open_pubsub(client: aioredis.Redis, channels: list[str]) -> Any:
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        await pubsub.subscribe(*channels)
+    except BaseException:
+        await pubsub.aclose()
+        raise
+    return pubsub
+
+
+async def close_pubsub(pubsub: Any) -> None:
+    await pubsub.aclose()
+
+
+async def read_messages(pubsub: Any, max_messages: int, timeout: float) -> list[bytes]:
+    """Wait up to `timeout` for one message, then take what else is ready (one crossing)."""
+    out: list[bytes] = []
+    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+    while msg is not None:
+        if msg.get("type") == "message":
+            out.append(msg["data"])
+        if len(out) >= max_messages:
+            break
+        msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.0)
+    return out
+
+
+async def publish_many(client: aioredis.Redis, messages: list[tuple[str, bytes]]) -> None:
+    async with client.pipeline(transaction=False) as pipe:
+        for channel, data in messages:
+            pipe.publish(channel, data)
+        await pipe.execute()
+
+
+async def hset(client: aioredis.Redis, key: str, mapping: dict[str, str]) -> None:
+    await client.hset(key, mapping=mapping)  # type: ignore[arg-type]
+
+
+async def hmget(client: aioredis.Redis, key: str, fields: list[str]) -> list[bytes | None]:
+    values: list[bytes | None] = await client.hmget(key, fields)
+    return values
+
+
+async def eval_script(
+    client: aioredis.Redis, script: str, keys: list[str], args: list[Any]
+) -> Any:
+    return await client.eval(script, len(keys), *keys, *args)  # type: ignore[misc]
