@@ -22,10 +22,17 @@ RETAILERS = ("apparel", "grocer", "electronics")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="where the SQLite journal and the token secret live (env OMNITILL_DATA_DIR, default ./.data)")
-    p.add_argument("--store", default=None,
-                   help="journal: 'sqlite' (default, file in the data dir), 'memory', or postgresql://... (env OMNITILL_STORE / DATABASE_URL)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the SQLite journal and the token secret live (env OMNITILL_DATA_DIR, default ./.data)",
+    )
+    p.add_argument(
+        "--store",
+        default=None,
+        help="journal: 'sqlite' (default, file in the data dir), 'memory', or postgresql://... (env OMNITILL_STORE / DATABASE_URL)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,35 +43,73 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"omnitill {SERVER_VERSION}")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the engine (gateway, actors, journal)",
-                           description="Run the engine. With no options: SQLite in ./.data, one process, "
-                           "apparel demo data on first start, web clients on http://127.0.0.1:8000.")
+    serve = sub.add_parser(
+        "serve",
+        help="run the engine (gateway, actors, journal)",
+        description="Run the engine. With no options: SQLite in ./.data, one process, "
+        "apparel demo data on first start, web clients on http://127.0.0.1:8000.",
+    )
     _common(serve)
     serve.add_argument("--host", default=None, help="bind address (env HOST, default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=None, help="port (env PORT, default 8000; 0 = any free port)")
-    serve.add_argument("--bus", default=None, help="'local' (default) or redis://... for several nodes (env OMNITILL_BUS / REDIS_URL)")
-    serve.add_argument("--node-id", default=None, help="this node's name in a cluster (env OMNITILL_NODE_ID)")
-    serve.add_argument("--demo", default=None, choices=[*RETAILERS, "none"],
-                       help="demo retailer seeded on first start (env OMNITILL_DEMO, default apparel; 'none' for an empty store)")
-    serve.add_argument("--allowed-origin", action="append", default=None, metavar="ORIGIN",
-                       help="browser origin allowed to use /ws and /api (repeatable; env OMNITILL_ALLOWED_ORIGINS, comma-separated; default '*')")
-    serve.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (env OMNITILL_LOG_LEVEL)")
+    serve.add_argument(
+        "--port", type=int, default=None, help="port (env PORT, default 8000; 0 = any free port)"
+    )
+    serve.add_argument(
+        "--bus",
+        default=None,
+        help="'local' (default) or redis://... for several nodes (env OMNITILL_BUS / REDIS_URL)",
+    )
+    serve.add_argument(
+        "--node-id", default=None, help="this node's name in a cluster (env OMNITILL_NODE_ID)"
+    )
+    serve.add_argument(
+        "--demo",
+        default=None,
+        choices=[*RETAILERS, "none"],
+        help="demo retailer seeded on first start (env OMNITILL_DEMO, default apparel; 'none' for an empty store)",
+    )
+    serve.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help="browser origin allowed to use /ws and /api (repeatable; env OMNITILL_ALLOWED_ORIGINS, comma-separated; default '*')",
+    )
+    serve.add_argument(
+        "--log-level", default=None, help="DEBUG, INFO, WARNING (env OMNITILL_LOG_LEVEL)"
+    )
 
-    token = sub.add_parser("token", help="mint a signed access token",
-                           description="Mint a token signed with this data dir's secret (or OMNITILL_SECRET).")
-    token.add_argument("--data-dir", type=Path, default=None, help="data dir holding the secret (default ./.data)")
+    token = sub.add_parser(
+        "token",
+        help="mint a signed access token",
+        description="Mint a token signed with this data dir's secret (or OMNITILL_SECRET).",
+    )
+    token.add_argument(
+        "--data-dir", type=Path, default=None, help="data dir holding the secret (default ./.data)"
+    )
     token.add_argument("--role", required=True, choices=ROLES, help="the token's role")
     token.add_argument("--location", default=None, help="scope the token to one location id")
     token.add_argument("--sub", default=None, help="who the token is for (default: the role)")
-    token.add_argument("--ttl", type=float, default=12 * 3600, help="lifetime in seconds (default 43200)")
+    token.add_argument(
+        "--ttl", type=float, default=12 * 3600, help="lifetime in seconds (default 43200)"
+    )
 
-    seed = sub.add_parser("seed", help="load demo data into the store",
-                          description="Load a demo retailer (catalog + opening stock) through the real "
-                          "command path. Safe to re-run: rows already loaded are skipped.")
+    seed = sub.add_parser(
+        "seed",
+        help="load demo data into the store",
+        description="Load a demo retailer (catalog + opening stock) through the real "
+        "command path. Safe to re-run: rows already loaded are skipped.",
+    )
     _common(seed)
-    seed.add_argument("--retailer", default="apparel", choices=RETAILERS,
-                      help="apparel: 15 boutiques + DC; grocer: weighed goods, curbside; electronics: serial-tracked")
-    seed.add_argument("--scale", type=float, default=1.0, help="multiply the catalog size (default 1.0)")
+    seed.add_argument(
+        "--retailer",
+        default="apparel",
+        choices=RETAILERS,
+        help="apparel: 15 boutiques + DC; grocer: weighed goods, curbside; electronics: serial-tracked",
+    )
+    seed.add_argument(
+        "--scale", type=float, default=1.0, help="multiply the catalog size (default 1.0)"
+    )
     return parser
 
 
@@ -102,7 +147,7 @@ def _config(args: argparse.Namespace, **extra: Any) -> Config:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server import Engine  # noqa: PLC0415 - keep `omnitill token` fast
+    from .server import Engine
 
     cfg = _config(
         args,
@@ -137,7 +182,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from .server import Engine  # noqa: PLC0415
+    from .server import Engine
 
     cfg = _config(args)
     cfg.demo = None  # seed exactly what was asked, nothing on start-up

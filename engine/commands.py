@@ -100,7 +100,7 @@ class Dispatcher:
             if not op_id or len(op_id) > 128:
                 raise ProtocolError(ErrorCode.INVALID_ARGS, "op_id must be 1..128 characters")
             spec = self.spec(name)
-            args = decode_args(raw_args, spec.args_type)
+            args: Any = decode_args(raw_args, spec.args_type)
             check_command(claims, name, spec.locations(args))
             if spec.validate is not None:
                 spec.validate(args)

@@ -14,9 +14,7 @@ from typing import Any
 __all__ = ["Histogram", "Metrics"]
 
 # Latency buckets in seconds: 0.1 ms .. 10 s, roughly x1.5 apart (quantiles within ~25%).
-_BUCKETS: tuple[float, ...] = tuple(
-    round(0.0001 * (1.5**i), 7) for i in range(0, 29)
-)
+_BUCKETS: tuple[float, ...] = tuple(round(0.0001 * (1.5**i), 7) for i in range(0, 29))
 
 
 class Histogram:

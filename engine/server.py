@@ -85,7 +85,7 @@ class Engine:
         self._ready = False
         self.sources.register(OpsTopic, OpsSource(self))
         self.bus.add_observer(lambda d: self.metrics.on_delta_kind(d.topic))
-        import importlib  # noqa: PLC0415
+        import importlib
 
         for module in PLUGINS:
             try:
@@ -103,11 +103,15 @@ class Engine:
         if config.store == "memory":
             return MemoryJournal()
         if config.store in ("sqlite", "") or config.store.startswith("sqlite:"):
-            path = config.store[len("sqlite:"):].lstrip("/") if config.store.startswith("sqlite:") else ""
+            path = (
+                config.store[len("sqlite:") :].lstrip("/")
+                if config.store.startswith("sqlite:")
+                else ""
+            )
             config.data_dir.mkdir(parents=True, exist_ok=True)
             return SqliteJournal(Path(path) if path else config.data_dir / "omnitill.db")
         if config.store.startswith(("postgresql://", "postgres://")):
-            from .journal.postgres import PostgresJournal  # noqa: PLC0415 - optional backend
+            from .journal.postgres import PostgresJournal
 
             return PostgresJournal(config.store)
         raise ValueError(f"unknown store {config.store!r}: use sqlite, memory or postgresql://...")
@@ -127,7 +131,7 @@ class Engine:
             installer(app, bearer, json_body)
 
     def openapi(self) -> dict[str, Any]:
-        from .gateway._http import openapi_document  # noqa: PLC0415
+        from .gateway._http import openapi_document
 
         return openapi_document(SERVER_VERSION, self.extra_openapi)
 
@@ -163,15 +167,18 @@ class Engine:
             self.unsubscribe(name, outbox)
 
     def _released(self, name: str) -> None:
-        from protocol import parse_topic  # noqa: PLC0415
+        from protocol import parse_topic
 
         try:
             self.sources.get(parse_topic(name)).released(name)
-        except Exception:  # noqa: BLE001 - a topic we never served
+        except Exception:
             pass
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        return self._ready, {"store": self.config.store.split("://")[0], "bus": self.config.bus.split("://")[0]}
+        return self._ready, {
+            "store": self.config.store.split("://")[0],
+            "bus": self.config.bus.split("://")[0],
+        }
 
     def refresh_gauges(self) -> None:
         stats = self.registry.stats()
@@ -191,7 +198,9 @@ class Engine:
     def stop(self) -> None:
         self._stop.set()
 
-    async def _ops_sampler(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _ops_sampler(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         task_status.started()
         while True:
             await trio.sleep(1.0)
@@ -203,9 +212,12 @@ class Engine:
         writer dies, everything that depends on it restarts after it; shutdown runs in
         reverse (sampler, timers, actors drain, then the journal writer flushes)."""
         sup = Supervisor("engine", "rest_for_one", max_restarts=3, within_s=30.0)
-        sup.add_child(ChildSpec("journal", self.journal.run, shutdown_timeout_s=5.0))  # type: ignore[attr-defined]
-        sup.add_child(ChildSpec("registry", self.registry.run, stop=self.registry.aclose,
-                                shutdown_timeout_s=6.0))
+        sup.add_child(ChildSpec("journal", self.journal.run, shutdown_timeout_s=5.0))
+        sup.add_child(
+            ChildSpec(
+                "registry", self.registry.run, stop=self.registry.aclose, shutdown_timeout_s=6.0
+            )
+        )
         sup.add_child(ChildSpec("timers", self.timers.run, shutdown_timeout_s=1.0))
         if with_sampler:
             sup.add_child(ChildSpec("ops-sampler", self._ops_sampler, shutdown_timeout_s=1.0))
@@ -230,7 +242,9 @@ class Engine:
 
     async def run(self, *, task_status: trio.TaskStatus[Engine] = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
-        logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
         await self.journal.open()
         try:
             async with trio.open_nursery() as nursery:
@@ -253,12 +267,15 @@ class Engine:
                 hconfig.keep_alive_timeout = 75
                 hconfig.graceful_timeout = 3
                 hconfig.backlog = 4096
+                app: Any = GatewayApp(self)  # an ASGI app; hypercorn's types want its own scopes
                 binds = await nursery.start(
-                    partial(hypercorn.trio.serve, GatewayApp(self), hconfig, shutdown_trigger=self._stop.wait)
+                    partial(hypercorn.trio.serve, app, hconfig, shutdown_trigger=self._stop.wait)
                 )
                 self.bound_port = _port_of(binds, cfg.port)
                 self._ready = True
-                log.info("omnitill %s serving on http://%s:%s", SERVER_VERSION, cfg.host, self.bound_port)
+                log.info(
+                    "omnitill %s serving on http://%s:%s", SERVER_VERSION, cfg.host, self.bound_port
+                )
                 task_status.started(self)
                 await self._stop.wait()
                 self._ready = False
@@ -277,5 +294,5 @@ class Engine:
 def _port_of(binds: Any, default: int) -> int:
     try:
         return int(str(binds[0]).rsplit(":", 1)[1])
-    except Exception:  # noqa: BLE001
+    except Exception:
         return default

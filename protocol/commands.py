@@ -21,8 +21,8 @@ __all__ = [
     "HoldRefArgs",
     "ReceiveArgs",
     "ReturnArgs",
-    "SaleArgs",
     "SafetyStockArgs",
+    "SaleArgs",
     "TransferCreateArgs",
     "TransferRefArgs",
 ]
@@ -43,14 +43,14 @@ class _Args(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pass
 
 
-class ReceiveArgs(_Args):
+class ReceiveArgs(_Args, frozen=True):
     sku: Id
     location_id: Id
     qty: Qty
     reference: Text = ""
 
 
-class AdjustArgs(_Args):
+class AdjustArgs(_Args, frozen=True):
     sku: Id
     location_id: Id
     delta: Delta
@@ -58,13 +58,13 @@ class AdjustArgs(_Args):
     note: Text = ""
 
 
-class CountArgs(_Args):
+class CountArgs(_Args, frozen=True):
     sku: Id
     location_id: Id
     counted: Count
 
 
-class SaleArgs(_Args):
+class SaleArgs(_Args, frozen=True):
     sku: Id
     location_id: Id
     qty: Qty
@@ -73,7 +73,7 @@ class SaleArgs(_Args):
     offline_at: float | None = None
 
 
-class ReturnArgs(_Args):
+class ReturnArgs(_Args, frozen=True):
     sku: Id
     location_id: Id
     qty: Qty
@@ -81,13 +81,13 @@ class ReturnArgs(_Args):
     reason: Text = ""
 
 
-class SafetyStockArgs(_Args):
+class SafetyStockArgs(_Args, frozen=True):
     sku: Id
     location_id: Id
     safety_stock: Count
 
 
-class HoldPlaceArgs(_Args):
+class HoldPlaceArgs(_Args, frozen=True):
     sku: Id
     location_id: Id
     qty: Qty
@@ -95,28 +95,28 @@ class HoldPlaceArgs(_Args):
     customer_ref: Text = ""
 
 
-class HoldRefArgs(_Args):
+class HoldRefArgs(_Args, frozen=True):
     hold_id: Id
 
 
-class HoldExtendArgs(_Args):
+class HoldExtendArgs(_Args, frozen=True):
     hold_id: Id
     ttl_s: Ttl
 
 
-class HoldCommitArgs(_Args):
+class HoldCommitArgs(_Args, frozen=True):
     hold_id: Id
     order_id: Id
 
 
-class TransferCreateArgs(_Args):
+class TransferCreateArgs(_Args, frozen=True):
     sku: Id
     from_location: Id
     to_location: Id
     qty: Qty
 
 
-class TransferRefArgs(_Args):
+class TransferRefArgs(_Args, frozen=True):
     transfer_id: Id
     # Receive may record fewer than shipped (the rest is lost in transit); never more.
     qty: Qty | None = None

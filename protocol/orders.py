@@ -51,7 +51,13 @@ ReturnReason = Literal[
     "unwanted", "wrong_size", "wrong_item", "late", "damaged", "defective", "other"
 ]
 RETURN_REASONS: tuple[str, ...] = (
-    "unwanted", "wrong_size", "wrong_item", "late", "damaged", "defective", "other",
+    "unwanted",
+    "wrong_size",
+    "wrong_item",
+    "late",
+    "damaged",
+    "defective",
+    "other",
 )
 
 

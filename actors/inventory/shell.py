@@ -149,7 +149,7 @@ class SkuPoolActor(Actor):
                 if isinstance(decision, domain.Rejection):
                     outcome = Outcome(
                         ok=False,
-                        code=str(decision.code.value if hasattr(decision.code, "value") else decision.code),
+                        code=ErrorCode(decision.code).value,
                         message=decision.message,
                         details=dict(decision.details),
                     )
@@ -193,8 +193,12 @@ class SkuPoolActor(Actor):
             to_set, to_clear = domain.timer_changes(event)
             for timer_id, due_at in to_set:
                 timers_set.append(
-                    Timer(timer_id=timer_id, actor_key=f"sku:{self.sku}", due_at=due_at,
-                          payload=timer_id.encode())
+                    Timer(
+                        timer_id=timer_id,
+                        actor_key=f"sku:{self.sku}",
+                        due_at=due_at,
+                        payload=timer_id.encode(),
+                    )
                 )
             timers_cleared.extend(to_clear)
 
@@ -209,16 +213,16 @@ class SkuPoolActor(Actor):
             )
             started = time.perf_counter()
             try:
-                result = await self.env.journal.append(append)
+                appended = await self.env.journal.append(append)
             except BaseException:
                 # `state` may hold uncommitted events: rebuild from the journal before reuse.
                 self.state = domain.initial(self.sku)
                 self.state = await load_pool(self.env.journal, self.sku)
                 raise
             self.env.on_commit(time.perf_counter() - started)
-            if result.version != state.version:
+            if appended.version != state.version:
                 # The domain counts versions itself; they must agree with the journal.
-                log.error("%s: version mismatch %s != %s", self.stream, result.version, state.version)
+                log.error("%s: version mismatch %s != %s", self.stream, appended.version, state.version)
         self.state = state
 
         for op_id, known in in_batch.items():

@@ -108,12 +108,12 @@ class InventoryWiring:
     def _catalog_has(self, event: CatalogEvent) -> bool:
         loc = getattr(event, "location", None)
         if loc is not None:
-            return self.catalog.location(loc.id) == loc
+            return bool(self.catalog.location(loc.id) == loc)
         product = getattr(event, "product", None)
         if product is not None:
-            return self.catalog.product(product.id) == product
+            return bool(self.catalog.product(product.id) == product)
         staff = getattr(event, "staff", None)
-        return staff is not None and self.catalog.staff(staff.user_id) == staff
+        return staff is not None and bool(self.catalog.staff(staff.user_id) == staff)
 
     async def seed_demo(self, retailer: str, *, scale: float = 1.0, progress: Any = None) -> int:
         """Load a demo retailer: catalog, then opening stock through the real command path.

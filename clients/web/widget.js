@@ -118,8 +118,12 @@ class OmnitillStock extends HTMLElement {
     const status = this.root.querySelector(".status-text");
     const v = this.view;
     const stale = !v || v.stale;
-    this.box.classList.toggle("stale", stale && !!(v && v.ready) || !!this.error);
-    this.dataset.state = this.error ? "error" : !v || !v.ready ? (v && this.conn.state === "offline" ? "offline" : "loading") : stale ? "stale" : "live";
+    const offline = !!v && this.conn.state === "offline";
+    // Grey out numbers we already showed once they may be out of date.
+    this.box.classList.toggle("stale", !!this.error || (stale && !!v?.ready));
+    this.dataset.state = this.error ? "error"
+      : !v || !v.ready ? (offline ? "offline" : "loading")
+      : stale ? "stale" : "live";
     if (this.error || (v && v.error)) {
       head.className = "headline";
       head.textContent = this.error || "Store stock is unavailable for this item.";
@@ -129,9 +133,9 @@ class OmnitillStock extends HTMLElement {
     }
     if (!v || !v.ready) {
       head.className = "headline";
-      head.textContent = v && this.conn.state === "offline" ? "Store stock is unavailable right now." : "Checking stores near you…";
+      head.textContent = offline ? "Store stock is unavailable right now." : "Checking stores near you…";
       list.replaceChildren();
-      status.textContent = v && this.conn.state === "offline" ? "Offline — retrying" : "";
+      status.textContent = offline ? "Offline — retrying" : "";
       return;
     }
     const limit = parseInt(this.getAttribute("limit") || "3", 10);
@@ -159,9 +163,8 @@ class OmnitillStock extends HTMLElement {
       li.querySelector(".qty").textContent = `${s.available} left`;
       return li;
     }));
-    status.textContent = stale
-      ? (this.conn.state === "offline" ? "Offline — availability may be out of date" : "Updating…")
-      : "Live stock";
+    status.textContent = !stale ? "Live stock"
+      : offline ? "Offline — availability may be out of date" : "Updating…";
   }
 }
 

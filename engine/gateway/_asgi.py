@@ -22,4 +22,4 @@ class GatewayApp:
         if scope["type"] == "websocket" and scope.get("path") == "/ws":
             await serve_websocket(self.engine, scope, receive, send)
         else:
-            await self.http(scope, receive, send)
+            await self.http(scope, receive, send)  # type: ignore[arg-type]

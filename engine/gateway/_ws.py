@@ -68,6 +68,7 @@ __all__ = ["serve_websocket"]
 log = logging.getLogger("omnitill.gateway")
 
 HELLO_TIMEOUT_S = 10.0
+STUCK_SEND_S = 1.0
 STUCK_SEND_S = 1.0  # after a close or cancel, how long a blocked socket write may keep us
 BAD_FRAME_LIMIT = 50
 MAX_INFLIGHT_COMMANDS = 128

@@ -232,11 +232,21 @@ async def test_writer_stuck_with_nothing_queued_is_still_cut_off(engine: Engine)
     engine.config.slow_client_grace_s = 1.0
     async with stalled_client(engine) as slow:
         await slow.hello()
-        # Each bad subscribe is answered with an error naming the (60 kB) topic.
-        for _ in range(30):
-            await slow.send({"type": "subscribe", "topic": "x" * 60_000})
         conn = slow.conn
-        await wait_until(lambda: conn.sending and len(conn.outbox) == 0, 10, "a stuck, empty writer")
+        # Each bad subscribe is answered with an error naming the (60 kB) topic. Send them one
+        # at a time, each once the previous answer left the outbox, until one does not get
+        # written out: then the writer is stuck on it with nothing queued behind it.
+        for _ in range(60):
+            frames_in = engine.metrics.frames_in
+            await slow.send({"type": "subscribe", "topic": "x" * 60_000})
+            await wait_until(lambda: engine.metrics.frames_in > frames_in and not len(conn.outbox),
+                             2, "the error to leave the outbox")
+            with trio.move_on_after(0.3):
+                while conn.sending:
+                    await trio.sleep(0.01)
+            if conn.sending:
+                break
+        assert conn.sending and len(conn.outbox) == 0 and conn.close_code is None
         await wait_until(lambda: slow.conn is None, 1.0 + ws_module.STUCK_SEND_S + 3, "the cut-off")
         assert conn.close_code == 4001
         assert engine.metrics.slow_disconnects == 1
