@@ -32,7 +32,7 @@ class Histogram:
 
     def quantile(self, q: float, since: list[int] | None = None) -> float:
         """Upper bound of the bucket holding quantile q (over the window since `since`)."""
-        counts = self.counts if since is None else [a - b for a, b in zip(self.counts, since)]
+        counts = self.counts if since is None else [a - b for a, b in zip(self.counts, since, strict=True)]
         n = sum(counts)
         if n == 0:
             return 0.0
@@ -48,7 +48,7 @@ class Histogram:
         lines = []
         acc = 0
         sep = "," if labels else ""
-        for le, c in zip(_BUCKETS, self.counts):
+        for le, c in zip(_BUCKETS, self.counts, strict=False):
             acc += c
             lines.append(f'{name}_bucket{{{labels}{sep}le="{le}"}} {acc}')
         lines.append(f'{name}_bucket{{{labels}{sep}le="+Inf"}} {self.total}')
