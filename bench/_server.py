@@ -60,7 +60,9 @@ def _wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None =
 class OmnitillServer:
     """`omnitill serve` on a fresh data dir (apparel demo seeded on first start)."""
 
-    def __init__(self, *, data_dir: Path | None = None, port: int | None = None, demo: str = "apparel") -> None:
+    def __init__(self, *, data_dir: Path | None = None, port: int | None = None, demo: str = "apparel",
+                 patches: str = "") -> None:
+        self.patches = patches  # experimental hot-path patches (bench/_patched_serve.py)
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="omnitill-bench-"))
         self.port = port or free_port()
@@ -82,6 +84,9 @@ class OmnitillServer:
         env = dict(os.environ, OMNITILL_LOG_LEVEL="WARNING")
         cmd = [str(VENV_BIN / "omnitill"), "serve", "--data-dir", str(self.data_dir),
                "--port", str(self.port), "--demo", self.demo]
+        if self.patches:
+            cmd[:2] = [str(VENV_BIN / "python"), str(ROOT / "bench" / "_patched_serve.py"),
+                       "--patch", self.patches, "serve"]
         self.proc = subprocess.Popen(cmd, env=env, stdout=open(self._log, "ab"), stderr=subprocess.STDOUT,
                                      preexec_fn=_raise_nofile_child)
         deadline = time.monotonic() + timeout

@@ -143,6 +143,19 @@ _COMMAND_ROLES: dict[str, frozenset[Role]] = {
     "transfer.ship": frozenset({"cashier", "manager", "admin"}),
     "transfer.receive": frozenset({"cashier", "manager", "admin"}),
     "transfer.cancel": frozenset({"manager", "admin"}),
+    # Orders (actors/orders). A web shop creates orders with a storefront token; a customer
+    # may say "I'm here" (curbside) from their phone.
+    "order.create": frozenset({"storefront", "kiosk", "cashier", "manager", "admin"}),
+    "order.pay": frozenset({"cashier", "manager", "admin", "hub"}),
+    "order.pick": frozenset({"cashier", "manager", "admin"}),
+    "order.ready": frozenset({"cashier", "manager", "admin"}),
+    "order.arrived": frozenset({"storefront", "kiosk", "cashier", "manager", "admin"}),
+    "order.pickup": frozenset({"cashier", "manager", "admin"}),
+    "order.ship": frozenset({"cashier", "manager", "admin"}),
+    "order.deliver": frozenset({"manager", "admin"}),
+    "order.cancel": frozenset({"cashier", "manager", "admin"}),
+    "order.return": frozenset({"cashier", "manager", "admin"}),
+    "order.resolve": frozenset({"cashier", "manager", "admin"}),
 }
 
 # Commands where a location-scoped token may name another location (endless aisle: a cashier

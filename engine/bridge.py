@@ -109,8 +109,9 @@ class ThreadBridge:
             raise BridgeClosed("bridge is closed")
         if self._loop is not None:
             return
-        # A new loop object, not the policy's: no global asyncio state is touched.
-        loop = asyncio.new_event_loop()
+        # Built directly, not through the event loop policy: no global asyncio state is used,
+        # and it still works when trio-asyncio (which patches the policy) is imported.
+        loop = asyncio.SelectorEventLoop()
         ready = threading.Event()
         thread = threading.Thread(
             target=self._thread_main, args=(loop, ready), name=self._name, daemon=True
@@ -121,20 +122,22 @@ class ThreadBridge:
 
     @staticmethod
     def _thread_main(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
-        asyncio.set_event_loop(loop)  # this thread only: asyncio libraries look it up
         loop.call_soon(ready.set)
         try:
             loop.run_forever()
         finally:
             # Like asyncio.run(): cancel what is left and let it unwind, then close.
-            tasks = asyncio.all_tasks(loop)
-            for task in tasks:
-                task.cancel()
-            if tasks:
+            # A cancelled task may start new ones (asyncpg sends its cancel request from a
+            # task of its own): repeat until nothing is left, a few rounds at most.
+            for _ in range(5):
+                tasks = asyncio.all_tasks(loop)
+                if not tasks:
+                    break
+                for task in tasks:
+                    task.cancel()
                 loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
-            asyncio.set_event_loop(None)
             loop.close()
 
     async def aclose(self) -> None:
@@ -232,7 +235,7 @@ async def open_bridge(kind: BridgeKind = "thread") -> AsyncIterator[Bridge]:
         async with ThreadBridge() as tb:
             yield tb
     elif kind == "trio-asyncio":
-        import trio_asyncio  # noqa: PLC0415 - only needed for this kind
+        import trio_asyncio
 
         async with trio_asyncio.open_loop() as loop:
             ta = TrioAsyncioBridge(loop)

@@ -198,6 +198,12 @@ class Engine:
     def stop(self) -> None:
         self._stop.set()
 
+    async def _sweeper(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        from .gateway._ws import sweep_connections  # noqa: PLC0415
+
+        task_status.started()
+        await sweep_connections(self)
+
     async def _ops_sampler(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
@@ -221,6 +227,7 @@ class Engine:
         sup.add_child(ChildSpec("timers", self.timers.run, shutdown_timeout_s=1.0))
         if with_sampler:
             sup.add_child(ChildSpec("ops-sampler", self._ops_sampler, shutdown_timeout_s=1.0))
+            sup.add_child(ChildSpec("connection-sweeper", self._sweeper, shutdown_timeout_s=1.0))
         self.supervisor = sup
         return sup
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from quart import request
 
-from protocol import ErrorCode, ProtocolError
+from engine.auth import check_topic
+from protocol import ErrorCode, LocationTopic, ProtocolError
 
 from .wiring import product_item, resolve_point
 
@@ -79,8 +80,11 @@ def install_http(w: InventoryWiring, app: Any, bearer: Any, json_body: Any) -> N
     @app.get("/api/v1/locations/<location_id>/holds")
     async def location_holds(location_id: str) -> Any:
         claims = bearer()
-        if claims.role == "storefront":
-            raise ProtocolError(ErrorCode.FORBIDDEN, "the pickup queue is for staff")
+        if catalog.location(location_id) is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown location {location_id!r}",
+                                {"location_id": location_id})
+        # The same policy as the `location:{id}` topic that carries this queue.
+        check_topic(claims, LocationTopic(location_id))
         view = w.views.locations.get(location_id, {})
         return {"items": [v for k, v in view.items() if k.startswith("hold:")]}
 
@@ -137,11 +141,16 @@ def install_http(w: InventoryWiring, app: Any, bearer: Any, json_body: Any) -> N
             ],
         }
 
+    def path_param(name: str) -> dict[str, Any]:
+        return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
     engine.extra_openapi.update({
-        "/api/v1/stock/{sku}": {"get": {"summary": "Per-location quantities of a SKU", "responses": {"200": {"description": "ok"}}}},
+        "/api/v1/stock/{sku}": {"get": {"summary": "Per-location quantities of a SKU", "parameters": [path_param("sku")], "responses": {"200": {"description": "ok"}, "404": {"description": "not_found"}}}},
         "/api/v1/locations": {"get": {"summary": "Stores and warehouses", "responses": {"200": {"description": "ok"}}}},
-        "/api/v1/products": {"get": {"summary": "Search products by name, SKU or barcode", "parameters": [{"name": "query", "in": "query", "schema": {"type": "string"}}], "responses": {"200": {"description": "ok"}}}},
-        "/api/v1/products/by-barcode/{code}": {"get": {"summary": "Resolve a scanned barcode or PLU", "responses": {"200": {"description": "ok"}, "404": {"description": "not_found"}}}},
+        "/api/v1/locations/{location_id}/holds": {"get": {"summary": "A location's pickup queue (staff, kiosks, hubs)", "parameters": [path_param("location_id")], "responses": {"200": {"description": "ok"}, "403": {"description": "forbidden"}, "404": {"description": "not_found"}}}},
+        "/api/v1/products": {"get": {"summary": "Search products by name, SKU or barcode", "parameters": [{"name": "query", "in": "query", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}], "responses": {"200": {"description": "ok"}}}},
+        "/api/v1/products/by-barcode/{code}": {"get": {"summary": "Resolve a scanned barcode or PLU", "parameters": [path_param("code")], "responses": {"200": {"description": "ok"}, "404": {"description": "not_found"}}}},
+        "/api/v1/demo": {"get": {"summary": "Demo hints: links, kiosk tokens, staff sign-ins (demo mode only)", "responses": {"200": {"description": "ok"}, "404": {"description": "demo mode is off"}}}},
         "/api/v1/auth/login": {"post": {"summary": "Staff sign-in with user id and PIN", "responses": {"200": {"description": "token"}, "401": {"description": "unauthorized"}}}},
         "/api/v1/auth/public-token": {"get": {"summary": "A short-lived storefront (public) token", "responses": {"200": {"description": "token"}}}},
         "/api/v1/geo/resolve": {"get": {"summary": "Postal code or lat,lon to coordinates", "responses": {"200": {"description": "ok"}, "404": {"description": "not_found"}}}},

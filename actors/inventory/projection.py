@@ -26,6 +26,8 @@ class InventoryViews:
         self.versions: dict[str, int] = {}  # sku -> stream version
         self.locations: dict[str, dict[str, Any]] = {}  # location -> "sku:X"/"hold:H" -> value
         self.refs: dict[str, str] = {}  # hold/transfer id -> sku (for routing id-only commands)
+        # hold id -> (location,), transfer id -> (from, to): for location-scoped tokens
+        self.ref_locations: dict[str, tuple[str, ...]] = {}
 
     def version(self, sku: str) -> int:
         return self.versions.get(sku, 0)
@@ -54,8 +56,10 @@ class InventoryViews:
                     if key.startswith("hold:"):
                         self.refs[key[5:]] = sku
 
-    def remember_ref(self, ref_id: str, sku: str) -> None:
+    def remember_ref(self, ref_id: str, sku: str, locations: tuple[str, ...] = ()) -> None:
         self.refs[ref_id] = sku
+        if locations:
+            self.ref_locations[ref_id] = locations
 
 
 class NearViews:

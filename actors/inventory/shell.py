@@ -43,7 +43,7 @@ __all__ = ["InventoryEnv", "SkuPoolActor", "StockQuery"]
 
 log = logging.getLogger("omnitill.inventory")
 
-SNAPSHOT_EVERY = 500  # events between state snapshots (bounds replay time on activation)
+SNAPSHOT_EVERY = 2000  # events between state snapshots (bounds replay time on activation)
 RECENT_OPS = 4096  # op outcomes remembered in memory per actor (the journal keeps them all)
 _outcome_enc = msgspec.msgpack.Encoder()
 _outcome_dec = msgspec.msgpack.Decoder(Outcome)
@@ -253,9 +253,11 @@ class SkuPoolActor(Actor):
         by_location = views.location_changes(state, events)
         for event in events:
             if isinstance(event, HoldPlaced):
-                env.views.remember_ref(event.hold_id, self.sku)
+                env.views.remember_ref(event.hold_id, self.sku, (event.location_id,))
             elif isinstance(event, TransferCreated):
-                env.views.remember_ref(event.transfer_id, self.sku)
+                env.views.remember_ref(
+                    event.transfer_id, self.sku, (event.from_location, event.to_location)
+                )
         env.views.apply(self.sku, state.version, stock, by_location)
         epoch = env.journal.epoch
         env.bus.publish(

@@ -7,6 +7,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -34,6 +35,10 @@ log = logging.getLogger("omnitill.inventory")
 CATALOG_STREAM = "catalog"
 DEMO_MARKER_STREAM = "meta:demo"
 SEED_CLAIMS = Claims(sub="seed", role="admin", exp=math.inf)
+
+
+# Which end of a transfer a by-id transfer command acts at (index into (from, to)).
+_TRANSFER_END = {"transfer.ship": 0, "transfer.cancel": 0, "transfer.receive": 1}
 
 
 def _locations_of(args: Any) -> tuple[str, ...]:
@@ -179,10 +184,10 @@ class InventoryWiring:
     def restore_pool(self, state: domain.SkuPool) -> None:
         by_location = {loc: views.location_view(state, loc) for loc in state.balances}
         self.views.apply(state.sku, state.version, views.stock_view(state), by_location)
-        for hold_id in state.holds:
-            self.views.remember_ref(hold_id, state.sku)
-        for transfer_id in state.transfers:
-            self.views.remember_ref(transfer_id, state.sku)
+        for hold_id, hold in state.holds.items():
+            self.views.remember_ref(hold_id, state.sku, (hold.location_id,))
+        for transfer_id, t in state.transfers.items():
+            self.views.remember_ref(transfer_id, state.sku, (t.from_location, t.to_location))
         for hold_id in state.closed_holds:
             self.views.remember_ref(hold_id, state.sku)
         for transfer_id in state.closed_transfers:
@@ -229,14 +234,13 @@ class InventoryWiring:
         if found:
             return found
         ref = getattr(args, "hold_id", None) or getattr(args, "transfer_id", None)
-        sku = self.views.refs.get(ref) if ref else None
-        if sku is None:
-            return ()
-        hold = self.views.locations
-        for loc, view in hold.items():
-            if f"hold:{ref}" in view:
-                return (loc,)
-        return ()
+        return self.views.ref_locations.get(ref, ()) if ref else ()
+
+    def transfer_end(self, end: int, args: Any) -> tuple[str, ...]:
+        """The one end of a transfer that acts on it: the sender ships and cancels (0), the
+        receiver receives (1). Both ends would forbid every location-scoped token."""
+        ends = self.views.ref_locations.get(args.transfer_id)
+        return (ends[end],) if ends else ()
 
     # --- topics ---------------------------------------------------------------------------
 
@@ -312,15 +316,17 @@ def install(engine: Engine) -> InventoryWiring:
     engine.inventory = w  # type: ignore[attr-defined]
     engine.actor_factories["sku"] = lambda sku: SkuPoolActor(w.env, sku)
     for name, args_type in domain.INVENTORY_COMMAND_ARGS.items():
+        end = _TRANSFER_END.get(name)
+        locations = w.ref_locations if end is None else partial(w.transfer_end, end)
         engine.dispatcher.register(
             CommandSpec(name=name, args_type=args_type, route=w.route,
-                        locations=w.ref_locations, validate=w.validate)
+                        locations=locations, validate=w.validate)
         )
     engine.sources.register(StockTopic, StockSource(w))
     engine.sources.register(NearTopic, NearSource(w))
     engine.sources.register(LocationTopic, LocationSource(w))
     engine.startup_hooks.append(w.startup)
-    from .http import install_http  # noqa: PLC0415
+    from .http import install_http
 
     engine.http_installers.append(lambda app, bearer, body: install_http(w, app, bearer, body))
     return w

@@ -106,8 +106,18 @@ __all__ = [
 ]
 
 Status = Literal[
-    "new", "pending", "rejected", "placed", "picking", "ready", "partially_picked_up",
-    "picked_up", "shipped", "delivered", "cancelled", "returned",
+    "new",
+    "pending",
+    "rejected",
+    "placed",
+    "picking",
+    "ready",
+    "partially_picked_up",
+    "picked_up",
+    "shipped",
+    "delivered",
+    "cancelled",
+    "returned",
 ]
 OPEN_STATUSES: frozenset[str] = frozenset({"placed", "picking", "ready", "partially_picked_up"})
 UNSELLABLE_REASONS = frozenset({"damaged", "defective"})
@@ -330,8 +340,12 @@ def evolve(state: Order, event: Event) -> Order:
             state.times = {"pending": event.created_at}
         case SagaStarted():
             state.pending = Pending(
-                op_id=event.op_id, payload_hash=event.payload_hash, command=event.command,
-                kind=event.kind, steps=list(event.steps), allocs=list(event.allocs),
+                op_id=event.op_id,
+                payload_hash=event.payload_hash,
+                command=event.command,
+                kind=event.kind,
+                steps=list(event.steps),
+                allocs=list(event.allocs),
                 data=dict(event.data),
             )
             for plan in event.allocs:
@@ -390,8 +404,12 @@ def evolve(state: Order, event: Event) -> Order:
                 _set_status(state, "returned", event.at)
         case ExceptionRaised():
             state.exceptions[event.exception_id] = OrderException(
-                event.exception_id, event.kind, event.alloc_no, event.location_id,
-                event.message, event.at,
+                event.exception_id,
+                event.kind,
+                event.alloc_no,
+                event.location_id,
+                event.message,
+                event.at,
             )
         case ExceptionResolved():
             exc = state.exceptions.get(event.exception_id)
@@ -427,18 +445,40 @@ def _release_steps(state: Order, allocs: list[Alloc], tag: str) -> list[Step]:
         if a.state == "held":
             steps.append(Step(a.sku, op, "hold.release", {"hold_id": a.hold_id}, a.alloc_no, qty))
         else:
-            steps.append(Step(a.sku, op, "stock.uncommit", {
-                "sku": a.sku, "location_id": a.location_id, "order_id": state.order_id, "qty": qty,
-            }, a.alloc_no, qty))
+            steps.append(
+                Step(
+                    a.sku,
+                    op,
+                    "stock.uncommit",
+                    {
+                        "sku": a.sku,
+                        "location_id": a.location_id,
+                        "order_id": state.order_id,
+                        "qty": qty,
+                    },
+                    a.alloc_no,
+                    qty,
+                )
+            )
     return steps
 
 
 def _place_steps(state: Order, plans: list[AllocPlan], tag: str, ttl_s: int) -> list[Step]:
     return [
-        Step(p.sku, f"{state.order_id}:{tag}:a{p.alloc_no}:place", "hold.place", {
-            "sku": p.sku, "location_id": p.location_id, "qty": p.qty, "ttl_s": ttl_s,
-            "customer_ref": f"order:{state.order_id}",
-        }, p.alloc_no, p.qty)
+        Step(
+            p.sku,
+            f"{state.order_id}:{tag}:a{p.alloc_no}:place",
+            "hold.place",
+            {
+                "sku": p.sku,
+                "location_id": p.location_id,
+                "qty": p.qty,
+                "ttl_s": ttl_s,
+                "customer_ref": f"order:{state.order_id}",
+            },
+            p.alloc_no,
+            p.qty,
+        )
         for p in plans
     ]
 
@@ -446,25 +486,53 @@ def _place_steps(state: Order, plans: list[AllocPlan], tag: str, ttl_s: int) -> 
 def _commit_steps(state: Order, allocs: list[tuple[int, str, str]], tag: str) -> list[Step]:
     """allocs: (alloc_no, sku, hold_id)."""
     return [
-        Step(sku, f"{state.order_id}:{tag}:a{n}:commit", "hold.commit",
-             {"hold_id": hold_id, "order_id": state.order_id}, n)
+        Step(
+            sku,
+            f"{state.order_id}:{tag}:a{n}:commit",
+            "hold.commit",
+            {"hold_id": hold_id, "order_id": state.order_id},
+            n,
+        )
         for n, sku, hold_id in allocs
     ]
 
 
-def _saga(ctx: Ctx, command: str, kind: str, steps: list[Step], *,
-          allocs: list[AllocPlan] | None = None, data: dict[str, Any] | None = None) -> SagaStarted:
+def _saga(
+    ctx: Ctx,
+    command: str,
+    kind: str,
+    steps: list[Step],
+    *,
+    allocs: list[AllocPlan] | None = None,
+    data: dict[str, Any] | None = None,
+) -> SagaStarted:
     return SagaStarted(
-        op_id=ctx.op_id, payload_hash=ctx.payload_hash, command=command, kind=kind,
-        steps=steps, allocs=allocs or [], data=data or {},
+        op_id=ctx.op_id,
+        payload_hash=ctx.payload_hash,
+        command=command,
+        kind=kind,
+        steps=steps,
+        allocs=allocs or [],
+        data=data or {},
     )
 
 
-def _next_saga(pending: Pending, kind: str, steps: list[Step], *,
-               allocs: list[AllocPlan] | None = None, data: dict[str, Any] | None = None) -> SagaStarted:
+def _next_saga(
+    pending: Pending,
+    kind: str,
+    steps: list[Step],
+    *,
+    allocs: list[AllocPlan] | None = None,
+    data: dict[str, Any] | None = None,
+) -> SagaStarted:
     return SagaStarted(
-        op_id=pending.op_id, payload_hash=pending.payload_hash, command=pending.command,
-        kind=kind, steps=steps, allocs=allocs or [], data=data if data is not None else pending.data,
+        op_id=pending.op_id,
+        payload_hash=pending.payload_hash,
+        command=pending.command,
+        kind=kind,
+        steps=steps,
+        allocs=allocs or [],
+        data=data if data is not None else pending.data,
     )
 
 
@@ -480,10 +548,16 @@ def _availability_details(ctx: Ctx, skus: list[str]) -> dict[str, dict[str, int]
 
 def _create(state: Order, a: OrderCreateArgs, ctx: Ctx) -> Decision:
     if state.status != "new":
-        return _reject(ErrorCode.CONFLICT, f"order {state.order_id} already exists",
-                       order_id=state.order_id, status=state.status)
+        return _reject(
+            ErrorCode.CONFLICT,
+            f"order {state.order_id} already exists",
+            order_id=state.order_id,
+            status=state.status,
+        )
     if not a.lines:
-        return _reject(ErrorCode.INVALID_ARGS, "the cart is empty: an order needs at least one line")
+        return _reject(
+            ErrorCode.INVALID_ARGS, "the cart is empty: an order needs at least one line"
+        )
     merged: dict[str, list[int]] = {}
     for cl in a.lines:
         if cl.sku not in ctx.prices:
@@ -494,16 +568,26 @@ def _create(state: Order, a: OrderCreateArgs, ctx: Ctx) -> Decision:
     if (a.pickup_location is None) == (a.ship_to is None):
         return _reject(ErrorCode.INVALID_ARGS, "give exactly one of pickup_location or ship_to")
     if a.sold_at is not None and a.sold_at not in ctx.sites:
-        return _reject(ErrorCode.NOT_FOUND, f"unknown location {a.sold_at!r}", location_id=a.sold_at)
-    lines = [LineSpec(i, sku, qty, price) for i, (sku, (qty, price)) in enumerate(merged.items(), 1)]
+        return _reject(
+            ErrorCode.NOT_FOUND, f"unknown location {a.sold_at!r}", location_id=a.sold_at
+        )
+    lines = [
+        LineSpec(i, sku, qty, price) for i, (sku, (qty, price)) in enumerate(merged.items(), 1)
+    ]
     if a.pickup_location is not None:
         site = ctx.sites.get(a.pickup_location)
         if site is None:
-            return _reject(ErrorCode.NOT_FOUND, f"unknown location {a.pickup_location!r}",
-                           location_id=a.pickup_location)
+            return _reject(
+                ErrorCode.NOT_FOUND,
+                f"unknown location {a.pickup_location!r}",
+                location_id=a.pickup_location,
+            )
         if not site.pickup_enabled:
-            return _reject(ErrorCode.CONFLICT, f"location {a.pickup_location!r} does not offer pickup",
-                           location_id=a.pickup_location)
+            return _reject(
+                ErrorCode.CONFLICT,
+                f"location {a.pickup_location!r} does not offer pickup",
+                location_id=a.pickup_location,
+            )
         dest = Destination("pickup", a.pickup_location, site.lat, site.lon)
         fulfilment: Literal["pickup", "ship"] = "pickup"
         sites = {k: s for k, s in ctx.sites.items() if s.pickup_enabled}
@@ -512,25 +596,39 @@ def _create(state: Order, a: OrderCreateArgs, ctx: Ctx) -> Decision:
         dest = Destination("ship", "", a.ship_to.lat, a.ship_to.lon)
         fulfilment = "ship"
         sites = dict(ctx.sites)
-    plan = route([(ln.line_no, ln.sku, ln.qty) for ln in lines], dest, ctx.availability, sites,
-                 ctx.policy.routing)
+    plan = route(
+        [(ln.line_no, ln.sku, ln.qty) for ln in lines],
+        dest,
+        ctx.availability,
+        sites,
+        ctx.policy.routing,
+    )
     if isinstance(plan, Shortfall):
         return _reject(
             ErrorCode.INSUFFICIENT_STOCK,
             f"cannot serve the cart: {plan.reason}",
-            missing=plan.missing, available=plan.available, suggest=plan.suggest,
+            missing=plan.missing,
+            available=plan.available,
+            suggest=plan.suggest,
         )
     allocs = [
         AllocPlan(i, asg.line_no, asg.sku, asg.location_id, asg.qty)
         for i, asg in enumerate(plan.assignments, 1)
     ]
     placed = OrderPlaced(
-        order_id=state.order_id, create_op=ctx.op_id, channel=a.channel, fulfilment=fulfilment,
-        lines=lines, created_at=ctx.now, pickup_code=pickup_code_for(ctx.op_id),
+        order_id=state.order_id,
+        create_op=ctx.op_id,
+        channel=a.channel,
+        fulfilment=fulfilment,
+        lines=lines,
+        created_at=ctx.now,
+        pickup_code=pickup_code_for(ctx.op_id),
         pickup_location=a.pickup_location or "",
         ship_to=msgspec.to_builtins(a.ship_to) if a.ship_to is not None else {},
-        sold_at=a.sold_at or "", customer_ref=a.customer_ref,
-        curbside=(a.pickup_location or "") in ctx.curbside, hold_ttl_s=a.hold_ttl_s,
+        sold_at=a.sold_at or "",
+        customer_ref=a.customer_ref,
+        curbside=(a.pickup_location or "") in ctx.curbside,
+        hold_ttl_s=a.hold_ttl_s,
     )
     ttl = a.hold_ttl_s if fulfilment == "pickup" else SHIP_HOLD_TTL_S
     steps = _place_steps(state, allocs, "c", ttl)
@@ -539,12 +637,16 @@ def _create(state: Order, a: OrderCreateArgs, ctx: Ctx) -> Decision:
 
 def _check_status(state: Order, action: str, allowed: set[str] | frozenset[str]) -> Decision | None:
     if state.status == "new":
-        return _reject(ErrorCode.NOT_FOUND, f"unknown order {state.order_id!r}", order_id=state.order_id)
+        return _reject(
+            ErrorCode.NOT_FOUND, f"unknown order {state.order_id!r}", order_id=state.order_id
+        )
     if state.status not in allowed:
         return _reject(
             ErrorCode.CONFLICT,
             f"cannot {action} an order that is {state.status.replace('_', ' ')}",
-            order_id=state.order_id, status=state.status, allowed_from=sorted(allowed),
+            order_id=state.order_id,
+            status=state.status,
+            allowed_from=sorted(allowed),
         )
     return None
 
@@ -554,8 +656,11 @@ def _pay(state: Order, a: OrderPayArgs, ctx: Ctx) -> Decision:
     if rej:
         return rej
     if state.payment_ref and state.payment_ref != a.reference:
-        return _reject(ErrorCode.CONFLICT, "the order is already paid with another reference",
-                       payment_ref=state.payment_ref)
+        return _reject(
+            ErrorCode.CONFLICT,
+            "the order is already paid with another reference",
+            payment_ref=state.payment_ref,
+        )
     if state.payment_ref:
         return Decision(result={})
     return Decision(events=[PaymentRecorded(a.reference, a.amount_cents, ctx.now)])
@@ -568,15 +673,21 @@ def _pick(state: Order, a: OrderRefArgs, ctx: Ctx) -> Decision:
 
 def _ready(state: Order, a: OrderRefArgs, ctx: Ctx) -> Decision:
     if state.fulfilment != "pickup" and state.status != "new":
-        return _reject(ErrorCode.CONFLICT, "only pickup orders become ready for pickup",
-                       fulfilment=state.fulfilment)
+        return _reject(
+            ErrorCode.CONFLICT,
+            "only pickup orders become ready for pickup",
+            fulfilment=state.fulfilment,
+        )
     rej = _check_status(state, "mark ready", {"placed", "picking"})
     if rej:
         return rej
     open_exc = [e.exception_id for e in state.exceptions.values() if not e.resolution]
     if open_exc:
-        return _reject(ErrorCode.CONFLICT, "resolve the order's exceptions before marking it ready",
-                       exceptions=open_exc)
+        return _reject(
+            ErrorCode.CONFLICT,
+            "resolve the order's exceptions before marking it ready",
+            exceptions=open_exc,
+        )
     return Decision(events=[MarkedReady(ctx.now)])
 
 
@@ -587,15 +698,18 @@ def _arrived(state: Order, a: OrderArrivedArgs, ctx: Ctx) -> Decision:
     if rej:
         return rej
     if not state.curbside:
-        return _reject(ErrorCode.CONFLICT,
-                       f"location {state.pickup_location!r} does not offer curbside pickup",
-                       location_id=state.pickup_location)
+        return _reject(
+            ErrorCode.CONFLICT,
+            f"location {state.pickup_location!r} does not offer curbside pickup",
+            location_id=state.pickup_location,
+        )
     return Decision(events=[CustomerArrived(a.bay, ctx.now)])
 
 
 def _live_allocs(state: Order, line_no: int | None = None) -> list[Alloc]:
     return [
-        a for a in state.allocs.values()
+        a
+        for a in state.allocs.values()
         if a.outstanding > 0 and a.state != "planned" and (line_no is None or a.line_no == line_no)
     ]
 
@@ -630,7 +744,8 @@ def _pickup(state: Order, a: OrderPickupArgs, ctx: Ctx) -> Decision:
             return _reject(
                 ErrorCode.CONFLICT,
                 f"line {line_no}: only {outstanding} left to hand over, not {qty}",
-                line=line_no, outstanding=outstanding,
+                line=line_no,
+                outstanding=outstanding,
             )
         for al in live:
             take = min(qty, al.outstanding)
@@ -639,15 +754,42 @@ def _pickup(state: Order, a: OrderPickupArgs, ctx: Ctx) -> Decision:
             qty -= take
             base = f"{state.order_id}:{tag}:a{al.alloc_no}"
             if al.state == "held" and take == al.outstanding:
-                steps.append(Step(al.sku, base + ":pickup", "hold.pickup", {"hold_id": al.hold_id},
-                                  al.alloc_no, take))
+                steps.append(
+                    Step(
+                        al.sku,
+                        base + ":pickup",
+                        "hold.pickup",
+                        {"hold_id": al.hold_id},
+                        al.alloc_no,
+                        take,
+                    )
+                )
                 continue
             if al.state == "held":  # partial: the hold becomes a commitment, then part of it goes
-                steps.append(Step(al.sku, base + ":commit", "hold.commit",
-                                  {"hold_id": al.hold_id, "order_id": state.order_id}, al.alloc_no))
-            steps.append(Step(al.sku, base + ":fulfil", "stock.fulfil", {
-                "sku": al.sku, "location_id": al.location_id, "order_id": state.order_id,
-                "qty": take}, al.alloc_no, take))
+                steps.append(
+                    Step(
+                        al.sku,
+                        base + ":commit",
+                        "hold.commit",
+                        {"hold_id": al.hold_id, "order_id": state.order_id},
+                        al.alloc_no,
+                    )
+                )
+            steps.append(
+                Step(
+                    al.sku,
+                    base + ":fulfil",
+                    "stock.fulfil",
+                    {
+                        "sku": al.sku,
+                        "location_id": al.location_id,
+                        "order_id": state.order_id,
+                        "qty": take,
+                    },
+                    al.alloc_no,
+                    take,
+                )
+            )
     return Decision(events=[_saga(ctx, "order.pickup", "pickup", steps)])
 
 
@@ -659,9 +801,19 @@ def _ship(state: Order, a: OrderShipArgs, ctx: Ctx) -> Decision:
         return rej
     tag = f"s{_opk(ctx.op_id)}"
     steps = [
-        Step(al.sku, f"{state.order_id}:{tag}:a{al.alloc_no}:fulfil", "stock.fulfil", {
-            "sku": al.sku, "location_id": al.location_id, "order_id": state.order_id,
-            "qty": al.outstanding}, al.alloc_no, al.outstanding)
+        Step(
+            al.sku,
+            f"{state.order_id}:{tag}:a{al.alloc_no}:fulfil",
+            "stock.fulfil",
+            {
+                "sku": al.sku,
+                "location_id": al.location_id,
+                "order_id": state.order_id,
+                "qty": al.outstanding,
+            },
+            al.alloc_no,
+            al.outstanding,
+        )
         for al in _live_allocs(state)
     ]
     data = {"carrier": a.carrier, "tracking": a.tracking}
@@ -683,14 +835,16 @@ def _cancel(state: Order, a: OrderCancelArgs, ctx: Ctx) -> Decision:
 
 def _return(state: Order, a: OrderReturnArgs, ctx: Ctx) -> Decision:
     rej = _check_status(
-        state, "take back items of",
+        state,
+        "take back items of",
         {"partially_picked_up", "picked_up", "shipped", "delivered", "returned", "cancelled"},
     )
     if rej:
         return rej
     if a.location_id not in ctx.sites:
-        return _reject(ErrorCode.NOT_FOUND, f"unknown location {a.location_id!r}",
-                       location_id=a.location_id)
+        return _reject(
+            ErrorCode.NOT_FOUND, f"unknown location {a.location_id!r}", location_id=a.location_id
+        )
     per_line: dict[int, int] = {}
     for rl in a.lines:
         per_line[rl.line] = per_line.get(rl.line, 0) + rl.qty
@@ -703,7 +857,8 @@ def _return(state: Order, a: OrderReturnArgs, ctx: Ctx) -> Decision:
                 ErrorCode.CONFLICT,
                 f"line {line_no}: only {returnable} can be returned "
                 f"({fulfilled} handed over, {fulfilled - returnable} already returned)",
-                line=line_no, returnable=returnable,
+                line=line_no,
+                returnable=returnable,
             )
     tag = f"r{_opk(ctx.op_id)}"
     steps: list[Step] = []
@@ -713,22 +868,43 @@ def _return(state: Order, a: OrderReturnArgs, ctx: Ctx) -> Decision:
         disposition = rl.disposition or (
             "unsellable" if rl.reason in UNSELLABLE_REASONS else "sellable"
         )
-        steps.append(Step(line.sku, f"{state.order_id}:{tag}:{i}", "stock.return", {
-            "sku": line.sku, "location_id": a.location_id, "qty": rl.qty,
-            "disposition": disposition, "reason": rl.reason,
-        }, 0, rl.qty))
-        returns.append({
-            "return_id": f"{tag}-{i}", "line_no": rl.line, "qty": rl.qty,
-            "disposition": disposition, "reason": rl.reason,
-            "refund_cents": rl.qty * line.price_cents,
-        })
-    data = {"location_id": a.location_id, "returns": returns,
-            "exchange_order_id": a.exchange_order_id or ""}
+        steps.append(
+            Step(
+                line.sku,
+                f"{state.order_id}:{tag}:{i}",
+                "stock.return",
+                {
+                    "sku": line.sku,
+                    "location_id": a.location_id,
+                    "qty": rl.qty,
+                    "disposition": disposition,
+                    "reason": rl.reason,
+                },
+                0,
+                rl.qty,
+            )
+        )
+        returns.append(
+            {
+                "return_id": f"{tag}-{i}",
+                "line_no": rl.line,
+                "qty": rl.qty,
+                "disposition": disposition,
+                "reason": rl.reason,
+                "refund_cents": rl.qty * line.price_cents,
+            }
+        )
+    data = {
+        "location_id": a.location_id,
+        "returns": returns,
+        "exchange_order_id": a.exchange_order_id or "",
+    }
     return Decision(events=[_saga(ctx, "order.return", "return", steps, data=data)])
 
 
-def _reroute_plan(state: Order, al: Alloc, ctx: Ctx, *, exclude_current: bool = True
-                  ) -> list[AllocPlan] | None:
+def _reroute_plan(
+    state: Order, al: Alloc, ctx: Ctx, *, exclude_current: bool = True
+) -> list[AllocPlan] | None:
     """New allocations for `al`'s outstanding units (elsewhere, unless told otherwise)."""
     skip = al.location_id if exclude_current else ""
     if state.fulfilment == "pickup":
@@ -739,8 +915,13 @@ def _reroute_plan(state: Order, al: Alloc, ctx: Ctx, *, exclude_current: bool = 
         sites = {k: s for k, s in ctx.sites.items() if k != skip}
     lat = origin.lat if origin else float(state.ship_to.get("lat", 0.0))
     lon = origin.lon if origin else float(state.ship_to.get("lon", 0.0))
-    plan = route([(al.line_no, al.sku, al.outstanding)], Destination("ship", "", lat, lon),
-                 ctx.availability, sites, ctx.policy.routing)
+    plan = route(
+        [(al.line_no, al.sku, al.outstanding)],
+        Destination("ship", "", lat, lon),
+        ctx.availability,
+        sites,
+        ctx.policy.routing,
+    )
     if not isinstance(plan, RoutePlan):
         return None
     first = max(state.allocs) + 1
@@ -750,15 +931,22 @@ def _reroute_plan(state: Order, al: Alloc, ctx: Ctx, *, exclude_current: bool = 
     ]
 
 
-def _start_reroute(state: Order, al: Alloc, exception_id: str, ctx: Ctx, command: str
-                   ) -> SagaStarted | None:
+def _start_reroute(
+    state: Order, al: Alloc, exception_id: str, ctx: Ctx, command: str
+) -> SagaStarted | None:
     plans = _reroute_plan(state, al, ctx)
     if plans is None:
         return None
     ttl = state.hold_ttl_s if state.fulfilment == "pickup" else SHIP_HOLD_TTL_S
     steps = _place_steps(state, plans, f"rr{_opk(ctx.op_id)}", max(ttl, 10))
-    return _saga(ctx, command, "reroute", steps, allocs=plans,
-                 data={"exception_id": exception_id, "old_alloc": al.alloc_no})
+    return _saga(
+        ctx,
+        command,
+        "reroute",
+        steps,
+        allocs=plans,
+        data={"exception_id": exception_id, "old_alloc": al.alloc_no},
+    )
 
 
 def _flag(state: Order, a: FlagArgs, ctx: Ctx) -> Decision:
@@ -766,8 +954,10 @@ def _flag(state: Order, a: FlagArgs, ctx: Ctx) -> Decision:
         return Decision(result={"ignored": state.status})
     target: Alloc | None = None
     for al in _live_allocs(state):
-        if al.sku == a.sku and al.location_id == a.location_id and (
-            not a.hold_id or al.hold_id == a.hold_id
+        if (
+            al.sku == a.sku
+            and al.location_id == a.location_id
+            and (not a.hold_id or al.hold_id == a.hold_id)
         ):
             target = al
             break
@@ -780,15 +970,33 @@ def _flag(state: Order, a: FlagArgs, ctx: Ctx) -> Decision:
             return Decision(result={"ignored": "not held"})
         # The pool already gave the units back: record it, never release them again.
         events.append(AllocsReleased({str(target.alloc_no): target.outstanding}, "expired"))
-        events.append(ExceptionRaised(exc_id, "hold_expired", target.alloc_no, a.location_id,
-                                      f"the hold for line {target.line_no} expired", ctx.now))
+        events.append(
+            ExceptionRaised(
+                exc_id,
+                "hold_expired",
+                target.alloc_no,
+                a.location_id,
+                f"the hold for line {target.line_no} expired",
+                ctx.now,
+            )
+        )
         if ctx.policy.on_hold_expiry == "reroute":
             # A fresh hold for the same units; the expired one needs no release (old_alloc 0).
             plans = _reroute_plan(state, target, ctx, exclude_current=False)
             if plans is not None:
-                steps = _place_steps(state, plans, f"rr{_opk(ctx.op_id)}", max(state.hold_ttl_s, 10))
-                events.append(_saga(ctx, "order.flag", "reroute", steps, allocs=plans,
-                                    data={"exception_id": exc_id, "old_alloc": 0}))
+                steps = _place_steps(
+                    state, plans, f"rr{_opk(ctx.op_id)}", max(state.hold_ttl_s, 10)
+                )
+                events.append(
+                    _saga(
+                        ctx,
+                        "order.flag",
+                        "reroute",
+                        steps,
+                        allocs=plans,
+                        data={"exception_id": exc_id, "old_alloc": 0},
+                    )
+                )
                 return Decision(events=events)
         events.append(LineCancelled(target.line_no, target.outstanding, ctx.now))
         events.append(ExceptionResolved(exc_id, "expired_cancelled", ctx.now))
@@ -797,11 +1005,17 @@ def _flag(state: Order, a: FlagArgs, ctx: Ctx) -> Decision:
         return Decision(events=events)
     if any(e.alloc_no == target.alloc_no and not e.resolution for e in state.exceptions.values()):
         return Decision(result={"ignored": "already flagged"})
-    events.append(ExceptionRaised(
-        exc_id, "stock_conflict", target.alloc_no, a.location_id,
-        f"line {target.line_no}: {target.outstanding} x {a.sku} at {a.location_id} "
-        "are no longer covered by stock (a sale synced late)", ctx.now,
-    ))
+    events.append(
+        ExceptionRaised(
+            exc_id,
+            "stock_conflict",
+            target.alloc_no,
+            a.location_id,
+            f"line {target.line_no}: {target.outstanding} x {a.sku} at {a.location_id} "
+            "are no longer covered by stock (a sale synced late)",
+            ctx.now,
+        )
+    )
     if ctx.policy.auto_reroute and state.pending is None:
         saga = _start_reroute(state, target, exc_id, ctx, "order.flag")
         if saga is not None:
@@ -817,20 +1031,27 @@ def _resolve(state: Order, a: OrderResolveArgs, ctx: Ctx) -> Decision:
     if exc is None:
         return _reject(ErrorCode.NOT_FOUND, f"unknown exception {a.exception_id!r}")
     if exc.resolution:
-        return _reject(ErrorCode.CONFLICT, f"exception {a.exception_id} is already {exc.resolution}")
+        return _reject(
+            ErrorCode.CONFLICT, f"exception {a.exception_id} is already {exc.resolution}"
+        )
     al = state.allocs.get(exc.alloc_no)
     if a.action == "dismiss" or al is None or al.outstanding == 0:
         return Decision(events=[ExceptionResolved(a.exception_id, "dismissed", ctx.now)])
     if a.action == "reroute":
         saga = _start_reroute(state, al, a.exception_id, ctx, "order.resolve")
         if saga is None:
-            return _reject(ErrorCode.INSUFFICIENT_STOCK,
-                           f"no other location has {al.outstanding} x {al.sku}",
-                           available=_availability_details(ctx, [al.sku]))
+            return _reject(
+                ErrorCode.INSUFFICIENT_STOCK,
+                f"no other location has {al.outstanding} x {al.sku}",
+                available=_availability_details(ctx, [al.sku]),
+            )
         return Decision(events=[saga])
     steps = _release_steps(state, [al], f"k{_opk(ctx.op_id)}")
-    return Decision(events=[_saga(ctx, "order.resolve", "cancel_line", steps,
-                                  data={"exception_id": a.exception_id})])
+    return Decision(
+        events=[
+            _saga(ctx, "order.resolve", "cancel_line", steps, data={"exception_id": a.exception_id})
+        ]
+    )
 
 
 _HANDLERS: dict[str, Any] = {
@@ -850,7 +1071,12 @@ _HANDLERS: dict[str, Any] = {
 
 
 def decide(state: Order, name: str, args: msgspec.Struct, ctx: Ctx) -> Decision:
-    """Validate one command; the events to append (maybe a saga) and the result or rejection."""
+    """Validate one command; the events to append (maybe a saga) and the result or rejection.
+
+    A refused create is journaled too (`OrderRejected` on the order's stream), so an order
+    stream at version 0 proves that no create was ever answered for it: the shell then
+    skips the op-table lookup for a brand-new order.
+    """
     handler = _HANDLERS.get(name)
     if handler is None:
         return _reject(ErrorCode.UNKNOWN_TYPE, f"unknown command {name!r}")
@@ -858,6 +1084,9 @@ def decide(state: Order, name: str, args: msgspec.Struct, ctx: Ctx) -> Decision:
         # One saga at a time: the shell finishes it before deciding anything new.
         return _reject(ErrorCode.UNAVAILABLE, "the order is busy: retry with the same op_id")
     decision: Decision = handler(state, args, ctx)
+    r = decision.rejection
+    if name == "order.create" and r is not None and state.status == "new":
+        decision.events = [OrderRejected(r.code.value, r.message, dict(r.details), ctx.now)]
     if decision.rejection is None and not any(isinstance(e, SagaStarted) for e in decision.events):
         decision.result = decision.result or {"order_id": state.order_id}
     return decision
@@ -866,15 +1095,21 @@ def decide(state: Order, name: str, args: msgspec.Struct, ctx: Ctx) -> Decision:
 # --- advance ----------------------------------------------------------------------------
 
 
-def _by_alloc(steps: list[Step], results: list[StepResult]) -> dict[int, list[tuple[Step, StepResult]]]:
+def _by_alloc(
+    steps: list[Step], results: list[StepResult]
+) -> dict[int, list[tuple[Step, StepResult]]]:
     out: dict[int, list[tuple[Step, StepResult]]] = {}
     for step, res in zip(steps, results, strict=True):
         out.setdefault(step.alloc_no, []).append((step, res))
     return out
 
 
-def _finish(pending: Pending, events: list[Event], result: dict[str, Any] | None = None,
-            rejection: Rejection | None = None) -> Decision:
+def _finish(
+    pending: Pending,
+    events: list[Event],
+    result: dict[str, Any] | None = None,
+    rejection: Rejection | None = None,
+) -> Decision:
     events.append(SagaFinished(pending.op_id))
     return Decision(events=events, result=result or {}, rejection=rejection)
 
@@ -902,17 +1137,32 @@ def advance(state: Order, results: list[StepResult], ctx: Ctx) -> Decision:
         if failed:
             placed = [(s.alloc_no, s.sku, holds[str(s.alloc_no)]) for s, r in pairs if r.ok]
             steps = [
-                Step(sku, f"{state.order_id}:{p.kind}{_opk(p.op_id)}:a{n}:release", "hold.release",
-                     {"hold_id": h}, n) for n, sku, h in placed
+                Step(
+                    sku,
+                    f"{state.order_id}:{p.kind}{_opk(p.op_id)}:a{n}:release",
+                    "hold.release",
+                    {"hold_id": h},
+                    n,
+                )
+                for n, sku, h in placed
             ]
             first = failed[0][1]
             skus = sorted({s.sku for s, _r in pairs})
             reject = {
                 "code": first.code or ErrorCode.INSUFFICIENT_STOCK.value,
                 "message": f"could not hold every line: {first.message}",
-                "details": {"failed": [{"sku": s.sku, "location_id": s.args.get("location_id"),
-                                        "code": r.code, "message": r.message} for s, r in failed],
-                            "available": _availability_details(ctx, skus)},
+                "details": {
+                    "failed": [
+                        {
+                            "sku": s.sku,
+                            "location_id": s.args.get("location_id"),
+                            "code": r.code,
+                            "message": r.message,
+                        }
+                        for s, r in failed
+                    ],
+                    "available": _availability_details(ctx, skus),
+                },
             }
             data = {**p.data, "reject": reject}
             if steps:
@@ -920,8 +1170,11 @@ def advance(state: Order, results: list[StepResult], ctx: Ctx) -> Decision:
                 return Decision(events=events)
             return _compensated(state, p, events, data, now)
         if state.fulfilment == "ship":
-            commits = _commit_steps(state, [(s.alloc_no, s.sku, holds[str(s.alloc_no)])
-                                            for s, _r in pairs], f"{p.kind}{_opk(p.op_id)}")
+            commits = _commit_steps(
+                state,
+                [(s.alloc_no, s.sku, holds[str(s.alloc_no)]) for s, _r in pairs],
+                f"{p.kind}{_opk(p.op_id)}",
+            )
             events.append(_next_saga(p, "commit", commits))
             return Decision(events=events)
         return _placed(state, p, events, now)
@@ -937,8 +1190,11 @@ def advance(state: Order, results: list[StepResult], ctx: Ctx) -> Decision:
             al = state.allocs[s.alloc_no]
             shadow = msgspec.structs.replace(al, state="committed" if r.ok else "held")
             undo.extend(_release_steps(state, [shadow], f"u{_opk(p.op_id)}"))
-        reject = {"code": ErrorCode.CONFLICT.value,
-                  "message": "a hold expired before the order could commit it", "details": {}}
+        reject = {
+            "code": ErrorCode.CONFLICT.value,
+            "message": "a hold expired before the order could commit it",
+            "details": {},
+        }
         events.append(_next_saga(p, "compensate", undo, data={**p.data, "reject": reject}))
         return Decision(events=events)
     if p.kind == "compensate":
@@ -977,8 +1233,9 @@ def advance(state: Order, results: list[StepResult], ctx: Ctx) -> Decision:
         for n, chain in _by_alloc(p.steps, results).items():
             for step, res in chain:
                 if not res.ok:
-                    failures.append({"alloc_no": n, "sku": step.sku, "code": res.code,
-                                     "message": res.message})
+                    failures.append(
+                        {"alloc_no": n, "sku": step.sku, "code": res.code, "message": res.message}
+                    )
                     break
                 if step.name == "hold.commit":
                     committed.append(n)
@@ -992,38 +1249,64 @@ def advance(state: Order, results: list[StepResult], ctx: Ctx) -> Decision:
             events.append(Shipped(str(p.data["carrier"]), str(p.data["tracking"]), now))
         for f in failures:
             al = state.allocs[f["alloc_no"]]
-            events.append(ExceptionRaised(
-                f"E{len(state.exceptions) + 1 + failures.index(f)}", f"{p.kind}_failed",
-                al.alloc_no, al.location_id, f["message"], now))
+            events.append(
+                ExceptionRaised(
+                    f"E{len(state.exceptions) + 1 + failures.index(f)}",
+                    f"{p.kind}_failed",
+                    al.alloc_no,
+                    al.location_id,
+                    f["message"],
+                    now,
+                )
+            )
         if failures:
-            return _finish(p, events, rejection=Rejection(
-                ErrorCode.CONFLICT, f"{p.kind}: {len(failures)} allocation(s) failed",
-                {"failed": failures, "done": units}))
+            return _finish(
+                p,
+                events,
+                rejection=Rejection(
+                    ErrorCode.CONFLICT,
+                    f"{p.kind}: {len(failures)} allocation(s) failed",
+                    {"failed": failures, "done": units},
+                ),
+            )
         return _finish(p, events, {"order_id": state.order_id, "units": units})
     if p.kind == "return":
         if any(not r.ok for _s, r in pairs):
             bad = next(r for _s, r in pairs if not r.ok)
             # Returns are physical facts; a refusal here is a bug or unknown location.
-            return _finish(p, events, rejection=Rejection(ErrorCode(bad.code or "internal"),
-                                                          bad.message, bad.details))
+            return _finish(
+                p,
+                events,
+                rejection=Rejection(ErrorCode(bad.code or "internal"), bad.message, bad.details),
+            )
         refund = 0
         for ret in p.data["returns"]:
             refund += int(ret["refund_cents"])
-            events.append(LineReturned(
-                return_id=str(ret["return_id"]), line_no=int(ret["line_no"]), qty=int(ret["qty"]),
-                location_id=str(p.data["location_id"]), disposition=ret["disposition"],
-                reason=str(ret["reason"]), refund_cents=int(ret["refund_cents"]), at=now,
-                exchange_order_id=str(p.data.get("exchange_order_id", "")),
-            ))
-        return _finish(p, events, {"order_id": state.order_id, "refund_due_cents": refund,
-                                   "returns": p.data["returns"]})
+            events.append(
+                LineReturned(
+                    return_id=str(ret["return_id"]),
+                    line_no=int(ret["line_no"]),
+                    qty=int(ret["qty"]),
+                    location_id=str(p.data["location_id"]),
+                    disposition=ret["disposition"],
+                    reason=str(ret["reason"]),
+                    refund_cents=int(ret["refund_cents"]),
+                    at=now,
+                    exchange_order_id=str(p.data.get("exchange_order_id", "")),
+                )
+            )
+        return _finish(
+            p,
+            events,
+            {"order_id": state.order_id, "refund_due_cents": refund, "returns": p.data["returns"]},
+        )
     raise AssertionError(f"unknown saga kind {p.kind!r}")
 
 
 def _placed(state: Order, p: Pending, events: list[Event], now: float) -> Decision:
     if p.kind in ("create", "commit") and state.status == "pending":
         events.append(OrderConfirmed(now))
-        return _finish(p, events, {"order_id": state.order_id})
+        return _finish(p, events, {"order_id": state.order_id, "created": True})
     # A re-route: the new allocation is held (and committed); now free the old one.
     old = state.allocs.get(int(p.data.get("old_alloc", 0)))
     steps = _release_steps(state, [old], f"rr{_opk(p.op_id)}") if old is not None else []
@@ -1034,11 +1317,14 @@ def _placed(state: Order, p: Pending, events: list[Event], now: float) -> Decisi
     return _finish(p, events, {"order_id": state.order_id, "rerouted": True})
 
 
-def _compensated(state: Order, p: Pending, events: list[Event], data: dict[str, Any],
-                 now: float) -> Decision:
-    released = {
-        str(s.alloc_no): state.allocs[s.alloc_no].outstanding for s in p.steps
-    } if p.kind == "compensate" else {}
+def _compensated(
+    state: Order, p: Pending, events: list[Event], data: dict[str, Any], now: float
+) -> Decision:
+    released = (
+        {str(s.alloc_no): state.allocs[s.alloc_no].outstanding for s in p.steps}
+        if p.kind == "compensate"
+        else {}
+    )
     # Allocations that never got a hold held nothing: close them in the books only.
     for al in state.allocs.values():
         if al.state == "planned" and al.outstanding > 0:
@@ -1050,8 +1336,18 @@ def _compensated(state: Order, p: Pending, events: list[Event], data: dict[str, 
         events.append(OrderRejected(reject["code"], reject["message"], reject["details"], now))
     elif "exception_id" in data:
         exc = state.exceptions[str(data["exception_id"])]
-        events.append(ExceptionRaised(
-            f"E{len(state.exceptions) + 1}", "reroute_failed", exc.alloc_no, exc.location_id,
-            f"re-route failed: {reject['message']}", now))
-    return _finish(p, events, rejection=Rejection(ErrorCode(reject["code"]), reject["message"],
-                                                  reject["details"]))
+        events.append(
+            ExceptionRaised(
+                f"E{len(state.exceptions) + 1}",
+                "reroute_failed",
+                exc.alloc_no,
+                exc.location_id,
+                f"re-route failed: {reject['message']}",
+                now,
+            )
+        )
+    return _finish(
+        p,
+        events,
+        rejection=Rejection(ErrorCode(reject["code"]), reject["message"], reject["details"]),
+    )

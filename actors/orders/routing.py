@@ -101,9 +101,12 @@ class Shortfall(msgspec.Struct, frozen=True):
 Line = tuple[int, str, int]  # (line_no, sku, qty); SKUs distinct
 
 
-def _positive(availability: Mapping[str, Mapping[str, int]], skus: Sequence[str]) -> dict[str, dict[str, int]]:
+def _positive(
+    availability: Mapping[str, Mapping[str, int]], skus: Sequence[str]
+) -> dict[str, dict[str, int]]:
     return {
-        sku: {loc: n for loc, n in sorted(availability.get(sku, {}).items()) if n > 0} for sku in skus
+        sku: {loc: n for loc, n in sorted(availability.get(sku, {}).items()) if n > 0}
+        for sku in skus
     }
 
 
@@ -116,8 +119,9 @@ def route(
     destination: Destination,
     availability: Mapping[str, Mapping[str, int]],
     sites: Mapping[str, Site],
-    config: RoutingConfig = RoutingConfig(),
+    config: RoutingConfig | None = None,
 ) -> RoutePlan | Shortfall:
+    config = config or RoutingConfig()
     skus = [sku for _n, sku, _q in lines]
     if destination.kind == "pickup":
         return _route_pickup(lines, destination, availability, sites, config, skus)
@@ -137,7 +141,8 @@ def _route_pickup(
         return RoutePlan([Assignment(n, sku, store, qty) for n, sku, qty in lines])
     here = sites.get(store)
     others = [
-        s for s in sites.values()
+        s
+        for s in sites.values()
         if s.pickup_enabled and s.id != store and _covers(availability, lines, s.id)
     ]
     if here is not None:
@@ -164,7 +169,8 @@ def _route_ship(
     skus: list[str],
 ) -> RoutePlan | Shortfall:
     candidates = [
-        s for s in sites.values()
+        s
+        for s in sites.values()
         if s.can_ship
         and (config.ship_from_store if s.kind == "store" else config.ship_from_warehouse)
     ]

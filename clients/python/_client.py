@@ -164,6 +164,7 @@ class Client:
                     if outcome.code in _RETRYABLE:
                         pending.done = trio.Event()
                         pending.outcome = None
+                        pending.sent_on = -1  # resend, on this connection too
                         await trio.sleep(random.uniform(0, delay))
                         delay = min(delay * 2, self.backoff_max_s)
                         continue

@@ -480,6 +480,8 @@ async function holdAction(name, hold, done) {
   try {
     await conn.command(name, { hold_id: hold.hold_id });
     toast(toasts, `Hold ${hold.hold_id} for ${hold.customer_ref || "customer"} ${done}.`, "ok");
+    // The row is gone with its button: keep the keyboard somewhere useful.
+    requestAnimationFrame(() => { if (!document.activeElement || document.activeElement === document.body) $("scan").focus(); });
   } catch (e) {
     toast(toasts, `Could not update hold ${hold.hold_id}: ${e.message}`, "error", 8000);
   }

@@ -226,7 +226,7 @@ class Leases:
             with trio.CancelScope(shield=True):
                 try:
                     await self._bridge.run(r.close_client, client)
-                except (*r.REDIS_ERRORS, RuntimeError):
+                except r.REDIS_OR_CLOSED:
                     pass
 
     async def aclose(self) -> None:

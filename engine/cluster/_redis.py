@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 __all__ = [
     "REDIS_ERRORS",
+    "REDIS_OR_CLOSED",
     "close_client",
     "close_pubsub",
     "eval_script",
@@ -28,7 +29,9 @@ __all__ = [
 
 # A lost connection shows up as RedisError (ConnectionError, TimeoutError) or, below redis-py,
 # as OSError.
-REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+# ... plus a bridge that is already closed (BridgeClosed is a RuntimeError): for cleanup paths.
+REDIS_OR_CLOSED = (RedisError, OSError, TimeoutError, RuntimeError)
 
 
 async def make_client(url: str, timeout: float) -> aioredis.Redis:
@@ -91,11 +94,11 @@ async def hset(client: aioredis.Redis, key: str, mapping: dict[str, str]) -> Non
 
 
 async def hmget(client: aioredis.Redis, key: str, fields: list[str]) -> list[bytes | None]:
-    values: list[bytes | None] = await client.hmget(key, fields)
+    values: list[bytes | None] = await client.hmget(key, fields)  # type: ignore[assignment]
     return values
 
 
 async def eval_script(
     client: aioredis.Redis, script: str, keys: list[str], args: list[Any]
 ) -> Any:
-    return await client.eval(script, len(keys), *keys, *args)  # type: ignore[misc]
+    return await client.eval(script, len(keys), *keys, *args)

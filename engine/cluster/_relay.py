@@ -324,8 +324,8 @@ class RedisBusRelay:
                     r.hset, client, self.pos_key, {t: f"{e}:{s}" for t, (e, s) in dirty.items()}
                 )
             except BaseException:
-                for t, pos in dirty.items():  # keep them for the next check
-                    self._dirty.setdefault(t, pos)
+                for t, es in dirty.items():  # keep them for the next check
+                    self._dirty.setdefault(t, es)
                 raise
         topics = self.bus.topics()
         behind: dict[str, Position] = {}
@@ -382,7 +382,7 @@ class RedisBusRelay:
     async def _quietly(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         try:
             await self._bridge.run(fn, *args)
-        except (*r.REDIS_ERRORS, RuntimeError):
+        except r.REDIS_OR_CLOSED:
             pass
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

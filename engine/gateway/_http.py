@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,13 +138,23 @@ def build_http_app(engine: Engine) -> QuartTrio:
     for path, filename in PAGES.items():
 
         async def page(filename: str = filename) -> Any:
-            return await send_from_directory(WEB_DIR, filename)
+            response = await send_from_directory(WEB_DIR, filename)
+            response.headers["Cache-Control"] = "no-cache"
+            return response
 
         app.add_url_rule(path, f"page_{filename}", page, methods=["GET"])
 
     @app.get("/static/<path:filename>")
     async def static_file(filename: str) -> Any:
-        return await send_from_directory(WEB_DIR, filename)
+        response = await send_from_directory(WEB_DIR, filename)
+        # The storefront widget is loaded as a module script from shops on other origins.
+        origin = request.headers.get("Origin")
+        if origin and engine.origin_allowed(origin):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+        # Unversioned URLs: revalidate (ETag) so an upgrade never leaves old JS running.
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
     # --- commands over REST -------------------------------------------------------------
 
@@ -151,7 +162,9 @@ def build_http_app(engine: Engine) -> QuartTrio:
         async def view(**path_args: str) -> Any:
             claims = bearer()
             body = await json_body() if request.method != "DELETE" else {}
-            op_id = request.headers.get("Idempotency-Key") or body.pop("op_id", None)
+            # Pop op_id from the body even when the header wins: it is not a command arg.
+            body_op_id = body.pop("op_id", None)
+            op_id = request.headers.get("Idempotency-Key") or body_op_id
             if not isinstance(op_id, str) or not op_id:
                 raise ProtocolError(
                     ErrorCode.INVALID_ARGS,
@@ -175,7 +188,8 @@ def build_http_app(engine: Engine) -> QuartTrio:
     async def generic_command(name: str) -> Any:
         claims = bearer()
         body = await json_body()
-        op_id = request.headers.get("Idempotency-Key") or body.pop("op_id", None)
+        body_op_id = body.pop("op_id", None)
+        op_id = request.headers.get("Idempotency-Key") or body_op_id
         if not isinstance(op_id, str) or not op_id:
             raise ProtocolError(ErrorCode.INVALID_ARGS, "op_id is required")
         args = body.get("args", {})
@@ -227,7 +241,45 @@ def openapi_document(engine_version: str, extra_paths: dict[str, Any]) -> dict[s
                 "description": "The command args (path parameters are filled in from the path) plus op_id.",
             }
         paths.setdefault(oa_path, {})[route.method.lower()] = op
-    paths.update(extra_paths)
+    paths["/api/v1/commands/{name}"] = {
+        "post": {
+            "summary": "Run any command by name (the WebSocket `command` frame over HTTP)",
+            "operationId": "command",
+            "parameters": [
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}},
+            ],
+            "security": [{"bearer": []}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "properties": {"op_id": {"type": "string"}, "args": {"type": "object"}},
+                }}},
+            },
+            "responses": {
+                "200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "default": {"description": "error", "content": {"application/json": {"schema": error_schema}}},
+            },
+        }
+    }
+    # Plugins' entries are copied (never mutate engine.extra_openapi) and their self-contained
+    # JSON Schemas' `$defs` are hoisted into components: in OpenAPI 3.1 a `#/$defs/X` ref
+    # resolves against the whole document, where there is no `$defs`.
+    paths.update(_hoist_defs(copy.deepcopy(extra_paths), components))
+    for oa_path, ops in paths.items():
+        # OpenAPI requires every templated path segment to be declared as a parameter;
+        # plugins' hand-written entries may leave that out, so fill it in here.
+        names = [seg[1:-1] for seg in oa_path.split("/") if seg.startswith("{") and seg.endswith("}")]
+        for op in ops.values():
+            declared = {p.get("name") for p in op.get("parameters", []) if p.get("in") == "path"}
+            missing = [n for n in names if n not in declared]
+            if missing:
+                op["parameters"] = [
+                    *op.get("parameters", []),
+                    *({"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                      for n in missing),
+                ]
     components["Error"] = {
         "type": "object",
         "required": ["code", "message"],
@@ -246,3 +298,18 @@ def openapi_document(engine_version: str, extra_paths: dict[str, Any]) -> dict[s
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def _hoist_defs(node: Any, components: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        for name, schema in node.pop("$defs", {}).items():
+            components.setdefault(name, _hoist_defs(schema, components))
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            node["$ref"] = "#/components/schemas/" + ref[len("#/$defs/"):]
+        for value in node.values():
+            _hoist_defs(value, components)
+    elif isinstance(node, list):
+        for value in node:
+            _hoist_defs(value, components)
+    return node

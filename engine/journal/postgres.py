@@ -376,8 +376,10 @@ class PostgresJournal(GroupCommitJournal):
         if self._released:
             raise JournalClosed("journal is closed")
         # Shielded: a transaction that started runs to COMMIT/ROLLBACK (see the module doc).
+        outcomes: list[Outcome] = []
         with trio.CancelScope(shield=True), _mapped("commit failed"):
-            return await self._bridge.run(self._write_group_async, list(ops), ts)
+            outcomes = await self._bridge.run(self._write_group_async, list(ops), ts)
+        return outcomes
 
     async def _write_group_async(self, ops: list[WriteOp], ts: float) -> list[Outcome]:
         conn = self._wconn
@@ -468,8 +470,10 @@ class PostgresJournal(GroupCommitJournal):
         pool = self._pool
         if pool is None or not self._opened:
             raise JournalClosed("journal is not open")
+        result: Any = None
         with _mapped("read failed"):
-            return await self._bridge.run(fn, pool, *args)
+            result = await self._bridge.run(fn, pool, *args)
+        return result
 
     async def read(
         self, stream: str, from_version: int = 1, limit: int | None = None

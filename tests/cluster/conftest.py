@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -54,10 +54,3 @@ async def redis_prefix(bridge: ThreadBridge) -> AsyncIterator[str]:
     with trio.CancelScope(shield=True):
         client = await bridge.run(_redis.make_client, REDIS_URL, 2.0)
         await bridge.run(_delete_prefix, client, prefix)
-
-
-async def eventually(pred: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait (bounded) until pred() holds; polls, because the other side is another process."""
-    with trio.fail_after(timeout):
-        while not pred():
-            await trio.sleep(0.01)

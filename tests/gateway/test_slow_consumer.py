@@ -239,7 +239,7 @@ async def test_writer_stuck_with_nothing_queued_is_still_cut_off(engine: Engine)
         for _ in range(60):
             frames_in = engine.metrics.frames_in
             await slow.send({"type": "subscribe", "topic": "x" * 60_000})
-            await wait_until(lambda: engine.metrics.frames_in > frames_in and not len(conn.outbox),
+            await wait_until(lambda n=frames_in: engine.metrics.frames_in > n and not len(conn.outbox),
                              2, "the error to leave the outbox")
             with trio.move_on_after(0.3):
                 while conn.sending:

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 import trio
+from trio_websocket import ConnectionClosed
 
 import engine.gateway._ws as ws_module
 from engine.server import Engine
@@ -257,6 +258,18 @@ async def test_hello_with_wrong_protocol_version(engine: Engine, probe: Probe) -
     await probe.assert_unchanged()
 
 
+async def test_token_expiring_mid_session_closes_with_4003(engine: Engine, probe: Probe) -> None:
+    async with raw_ws(engine) as raw:
+        await raw.hello(token(engine, ttl=0.3))
+        await raw.ping()
+        await trio.sleep(0.4)  # let the token run out (not an assertion: the frames below are)
+        await raw.send({"type": "command", "op_id": "late-1", "name": "stock.receive", "args": probe.args()})
+        err = await raw.error()
+        assert err.code == "unauthorized" and "expired" in err.message
+        assert await closed_code(raw) == 4003
+    await probe.assert_unchanged(("late-1",))
+
+
 async def test_renewed_token_may_not_change_role(engine: Engine, probe: Probe) -> None:
     async with raw_ws(engine) as raw:
         await raw.hello(token(engine, "storefront"))
@@ -404,8 +417,8 @@ async def test_too_many_bad_frames_close_with_1008(engine: Engine, probe: Probe)
             while True:
                 try:
                     msg = await raw.recv()
-                except Exception as exc:  # noqa: BLE001 - ConnectionClosed
-                    assert getattr(getattr(exc, "reason", None), "code", None) == 1008, exc
+                except ConnectionClosed as exc:
+                    assert exc.reason.code == 1008, exc
                     break
                 if isinstance(msg, Error):
                     assert msg.code == "bad_frame"

@@ -23,12 +23,16 @@ SITES: dict[str, Site] = {
     "B": Site("B", 45.50, -122.60, "store", pickup_enabled=True),
     "C": Site("C", 45.60, -122.80, "store", pickup_enabled=True),
 }
-INV_LOCATIONS = {k: inv.LocationInfo(k, k, pickup_enabled=s.pickup_enabled) for k, s in SITES.items()}
+INV_LOCATIONS = {
+    k: inv.LocationInfo(k, k, pickup_enabled=s.pickup_enabled) for k, s in SITES.items()
+}
 PRICES = {"S1": 1000, "S2": 2500, "S3": 500}
 
 
 class World:
-    def __init__(self, stock: dict[tuple[str, str], int], policy: od.OrderPolicy | None = None) -> None:
+    def __init__(
+        self, stock: dict[tuple[str, str], int], policy: od.OrderPolicy | None = None
+    ) -> None:
         self.now = 1_000_000.0
         self.pools: dict[str, inv.SkuPool] = {sku: inv.initial(sku) for sku in PRICES}
         self.ops: dict[str, od.StepResult] = {}
@@ -42,21 +46,29 @@ class World:
 
     # --- inventory ------------------------------------------------------------------------
 
-    def inv(self, sku: str, name: str, args: msgspec.Struct, op_id: str | None = None) -> od.StepResult:
+    def inv(
+        self, sku: str, name: str, args: msgspec.Struct, op_id: str | None = None
+    ) -> od.StepResult:
         if op_id is None:
             self.n += 1
             op_id = f"w{self.n}"
         if op_id in self.ops:
             return self.ops[op_id]
         pool = self.pools[sku]
-        d = inv.decide(pool, name, args, inv.Ctx(now=self.now, op_id=op_id, locations=INV_LOCATIONS))
+        d = inv.decide(
+            pool, name, args, inv.Ctx(now=self.now, op_id=op_id, locations=INV_LOCATIONS)
+        )
         if isinstance(d, inv.Rejection):
             res = od.StepResult(False, code=d.code.value, message=d.message, details=d.details)
         else:
             events, result = d
             for e in events:
                 hold_id = getattr(e, "hold_id", None)
-                if hold_id and type(e).__name__ != "HoldPlaced" and type(e).__name__ != "HoldExtended":
+                if (
+                    hold_id
+                    and type(e).__name__ != "HoldPlaced"
+                    and type(e).__name__ != "HoldExtended"
+                ):
                     self.released[hold_id] = self.released.get(hold_id, 0) + 1
                 inv.evolve(pool, e)
                 if isinstance(e, StockConflict):
@@ -66,17 +78,28 @@ class World:
         return res
 
     def availability(self) -> dict[str, dict[str, int]]:
-        return {sku: {loc: b.available for loc, b in p.balances.items()} for sku, p in self.pools.items()}
+        return {
+            sku: {loc: b.available for loc, b in p.balances.items()}
+            for sku, p in self.pools.items()
+        }
 
     def ctx(self, op_id: str) -> od.Ctx:
-        return od.Ctx(now=self.now, op_id=op_id, payload_hash="h", sites=SITES,
-                      curbside=frozenset({"A"}), availability=self.availability(), prices=PRICES,
-                      policy=self.policy)
+        return od.Ctx(
+            now=self.now,
+            op_id=op_id,
+            payload_hash="h",
+            sites=SITES,
+            curbside=frozenset({"A"}),
+            availability=self.availability(),
+            prices=PRICES,
+            policy=self.policy,
+        )
 
     # --- orders ---------------------------------------------------------------------------
 
-    def command(self, name: str, args: dict[str, Any], op_id: str | None = None,
-                order_id: str | None = None) -> od.Decision:
+    def command(
+        self, name: str, args: dict[str, Any], op_id: str | None = None, order_id: str | None = None
+    ) -> od.Decision:
         if op_id is None:
             self.n += 1
             op_id = f"c{self.n}"
@@ -95,7 +118,12 @@ class World:
         self._apply(state, decision)
         while state.pending is not None:
             results = [
-                self.inv(s.sku, s.name, msgspec.convert(s.args, inv.INVENTORY_COMMAND_ARGS[s.name]), s.op_id)
+                self.inv(
+                    s.sku,
+                    s.name,
+                    msgspec.convert(s.args, inv.INVENTORY_COMMAND_ARGS[s.name]),
+                    s.op_id,
+                )
                 for s in state.pending.steps
             ]
             final = od.advance(state, results, self.ctx(op_id))
@@ -123,20 +151,38 @@ class World:
                         if any(a.hold_id == hold_id for a in o.allocs.values()):
                             ref = o.order_id
                     if ref:
-                        out.append(self.command("order.flag", {
-                            "kind": "hold_expired", "sku": sku, "location_id": h.location_id,
-                            "hold_id": hold_id}, order_id=ref))
+                        out.append(
+                            self.command(
+                                "order.flag",
+                                {
+                                    "kind": "hold_expired",
+                                    "sku": sku,
+                                    "location_id": h.location_id,
+                                    "hold_id": hold_id,
+                                },
+                                order_id=ref,
+                            )
+                        )
         return out
 
     def sale(self, sku: str, loc: str, qty: int) -> None:
         self.conflicts = []
-        self.inv(sku, "stock.sale", SaleArgs(sku=sku, location_id=loc, qty=qty, offline_at=self.now))
+        self.inv(
+            sku, "stock.sale", SaleArgs(sku=sku, location_id=loc, qty=qty, offline_at=self.now)
+        )
         for csku, c in self.conflicts:
             refs = {self.pools[csku].holds[h].customer_ref: h for h in c.uncovered_hold_ids}
             for ref, hold_id in refs.items():
-                self.command("order.flag", {"kind": "stock_conflict", "sku": csku,
-                                            "location_id": c.location_id, "hold_id": hold_id},
-                             order_id=ref.removeprefix("order:"))
+                self.command(
+                    "order.flag",
+                    {
+                        "kind": "stock_conflict",
+                        "sku": csku,
+                        "location_id": c.location_id,
+                        "hold_id": hold_id,
+                    },
+                    order_id=ref.removeprefix("order:"),
+                )
 
     # --- invariants -----------------------------------------------------------------------
 

@@ -36,8 +36,11 @@ def test_bopis_happy_path() -> None:
 
 def test_create_is_deterministic_and_duplicate_skus_merge() -> None:
     w = World(STOCK)
-    d = w.command("order.create", {"lines": [{"sku": "S1", "qty": 1}, {"sku": "S1", "qty": 1}],
-                                   "pickup_location": "A"}, op_id="same-op")
+    d = w.command(
+        "order.create",
+        {"lines": [{"sku": "S1", "qty": 1}, {"sku": "S1", "qty": 1}], "pickup_location": "A"},
+        op_id="same-op",
+    )
     oid = od.order_id_for("same-op")
     assert d.rejection is None and oid.startswith("O") and len(w.orders[oid].lines) == 1
     assert w.orders[oid].lines[0].qty == 2
@@ -48,8 +51,12 @@ def test_bad_input_is_rejected_with_clear_codes() -> None:
     w = World(STOCK)
     assert create(w, lines=[])[1].rejection.code == "invalid_args"  # type: ignore[union-attr]
     assert create(w, lines=[{"sku": "NOPE", "qty": 1}])[1].rejection.code == "not_found"  # type: ignore[union-attr]
-    r = create(w, lines=[{"sku": "S1", "qty": 50}], pickup_location=None,
-               ship_to={"address": "1 Main", "lat": 45.5, "lon": -122.6})[1].rejection
+    r = create(
+        w,
+        lines=[{"sku": "S1", "qty": 50}],
+        pickup_location=None,
+        ship_to={"address": "1 Main", "lat": 45.5, "lon": -122.6},
+    )[1].rejection
     assert r is not None and r.code == "insufficient_stock"
     assert r.details["available"]["S1"] == {"A": 5, "B": 3}
     r = create(w, lines=[{"sku": "S3", "qty": 1}])[1].rejection
@@ -59,8 +66,9 @@ def test_bad_input_is_rejected_with_clear_codes() -> None:
     assert r is not None and r.code == "conflict"
     r = w.command("order.deliver", {"order_id": oid}).rejection
     assert r is not None and r.code == "conflict" and "placed" in r.message
-    r = w.command("order.return", {"order_id": oid, "location_id": "B",
-                                   "lines": [{"line": 1, "qty": 1}]}).rejection
+    r = w.command(
+        "order.return", {"order_id": oid, "location_id": "B", "lines": [{"line": 1, "qty": 1}]}
+    ).rejection
     assert r is not None and r.code == "conflict"
     r = w.command("order.pick", {"order_id": "Onope"}).rejection
     assert r is not None and r.code == "not_found"
@@ -86,24 +94,41 @@ def test_partial_pickup_then_cancel_rest() -> None:
 
 def test_ship_split_cart_commit_ship_deliver_return() -> None:
     w = World(STOCK)
-    oid, d = create(w, lines=[{"sku": "S1", "qty": 7}, {"sku": "S3", "qty": 1}], pickup_location=None,
-                    ship_to={"address": "1 Main", "lat": 45.52, "lon": -122.68})
+    oid, d = create(
+        w,
+        lines=[{"sku": "S1", "qty": 7}, {"sku": "S3", "qty": 1}],
+        pickup_location=None,
+        ship_to={"address": "1 Main", "lat": 45.52, "lon": -122.68},
+    )
     assert d.rejection is None, d.rejection
     o = w.orders[oid]
     assert {(a.sku, a.location_id, a.qty, a.state) for a in o.allocs.values()} == {
-        ("S1", "A", 5, "committed"), ("S1", "B", 2, "committed"), ("S3", "C", 1, "committed")}
-    assert w.command("order.ship", {"order_id": oid, "carrier": "ups", "tracking": "1Z9"}).rejection is None
+        ("S1", "A", 5, "committed"),
+        ("S1", "B", 2, "committed"),
+        ("S3", "C", 1, "committed"),
+    }
+    assert (
+        w.command("order.ship", {"order_id": oid, "carrier": "ups", "tracking": "1Z9"}).rejection
+        is None
+    )
     assert o.status == "shipped" and o.tracking == "1Z9"
     assert w.pools["S1"].balances["A"].on_hand == 0 and w.pools["S1"].balances["B"].on_hand == 1
     assert w.command("order.deliver", {"order_id": oid}).rejection is None
-    d = w.command("order.return", {"order_id": oid, "location_id": "B", "lines": [
-        {"line": 1, "qty": 2, "reason": "damaged"}, {"line": 1, "qty": 1}]})
+    d = w.command(
+        "order.return",
+        {
+            "order_id": oid,
+            "location_id": "B",
+            "lines": [{"line": 1, "qty": 2, "reason": "damaged"}, {"line": 1, "qty": 1}],
+        },
+    )
     assert d.rejection is None, d.rejection
     assert d.result["refund_due_cents"] == 3000 and o.refund_due_cents == 3000
     bal = w.pools["S1"].balances["B"]
     assert (bal.on_hand, bal.unsellable) == (4, 2)
-    r = w.command("order.return", {"order_id": oid, "location_id": "A",
-                                   "lines": [{"line": 1, "qty": 5}]}).rejection
+    r = w.command(
+        "order.return", {"order_id": oid, "location_id": "A", "lines": [{"line": 1, "qty": 5}]}
+    ).rejection
     assert r is not None and r.code == "conflict" and r.details["returnable"] == 4
     w.check()
 
@@ -143,8 +168,10 @@ def test_offline_sale_conflict_reroutes_or_flags() -> None:
     assert len(open_exc) == 1 and open_exc[0].location_id == "B"
     r = w.command("order.ready", {"order_id": oid}).rejection
     assert r is not None and "exceptions" in r.message
-    d = w.command("order.resolve", {"order_id": oid, "exception_id": open_exc[0].exception_id,
-                                    "action": "cancel_line"})
+    d = w.command(
+        "order.resolve",
+        {"order_id": oid, "exception_id": open_exc[0].exception_id, "action": "cancel_line"},
+    )
     assert d.rejection is None and o.status == "cancelled"
     w.check()
 
@@ -159,7 +186,9 @@ def test_hold_expiry_cancels_by_default_and_reroutes_when_configured() -> None:
     oid2, _ = create(w2)
     w2.expire_all()
     o = w2.orders[oid2]
-    assert o.status == "placed" and all(a.state == "held" for a in o.allocs.values() if a.outstanding)
+    assert o.status == "placed" and all(
+        a.state == "held" for a in o.allocs.values() if a.outstanding
+    )
     w2.check()
 
 
@@ -168,11 +197,14 @@ def test_failed_hold_compensates_all_or_nothing() -> None:
     # Availability says A has the cart, but a competing hold lands between routing and holding.
     oid = od.order_id_for("race")
     state = w.orders.setdefault(oid, od.initial(oid))
-    from protocol.orders import OrderCreateArgs
     import msgspec
 
-    args = msgspec.convert({"lines": [{"sku": "S1", "qty": 2}, {"sku": "S2", "qty": 2}],
-                            "pickup_location": "A"}, OrderCreateArgs)
+    from protocol.orders import OrderCreateArgs
+
+    args = msgspec.convert(
+        {"lines": [{"sku": "S1", "qty": 2}, {"sku": "S2", "qty": 2}], "pickup_location": "A"},
+        OrderCreateArgs,
+    )
     d = od.decide(state, "order.create", args, w.ctx("race"))
     for e in d.events:
         od.evolve(state, e)
@@ -182,8 +214,12 @@ def test_failed_hold_compensates_all_or_nothing() -> None:
     from actors.inventory import domain as inv
 
     while state.pending is not None:
-        results = [w.inv(s.sku, s.name, msgspec.convert(s.args, inv.INVENTORY_COMMAND_ARGS[s.name]),
-                         s.op_id) for s in state.pending.steps]
+        results = [
+            w.inv(
+                s.sku, s.name, msgspec.convert(s.args, inv.INVENTORY_COMMAND_ARGS[s.name]), s.op_id
+            )
+            for s in state.pending.steps
+        ]
         d = od.advance(state, results, w.ctx("race"))
         for e in d.events:
             od.evolve(state, e)

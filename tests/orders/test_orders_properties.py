@@ -16,7 +16,8 @@ LOCS = sorted(SITES)
 
 cart = st.lists(
     st.fixed_dictionaries({"sku": st.sampled_from(SKUS), "qty": st.integers(1, 4)}),
-    min_size=1, max_size=3,
+    min_size=1,
+    max_size=3,
 )
 destination = st.one_of(
     st.builds(lambda loc: {"pickup_location": loc}, st.sampled_from(LOCS)),
@@ -24,30 +25,45 @@ destination = st.one_of(
 )
 create = st.tuples(st.just("create"), cart, destination)
 other = st.one_of(
-    st.tuples(st.sampled_from(["order.pick", "order.ready", "order.cancel", "order.deliver"]),
-              st.integers(0, 5)),
+    st.tuples(
+        st.sampled_from(["order.pick", "order.ready", "order.cancel", "order.deliver"]),
+        st.integers(0, 5),
+    ),
     st.tuples(st.just("order.pickup"), st.integers(0, 5), st.integers(1, 3), st.integers(1, 4)),
     st.tuples(st.just("order.ship"), st.integers(0, 5)),
-    st.tuples(st.just("order.return"), st.integers(0, 5), st.integers(1, 3), st.integers(1, 3),
-              st.sampled_from(LOCS)),
+    st.tuples(
+        st.just("order.return"),
+        st.integers(0, 5),
+        st.integers(1, 3),
+        st.integers(1, 3),
+        st.sampled_from(LOCS),
+    ),
     st.tuples(st.just("sale"), st.sampled_from(SKUS), st.sampled_from(LOCS), st.integers(1, 6)),
     st.tuples(st.just("expire")),
-    st.tuples(st.just("resolve"), st.integers(0, 5), st.sampled_from(["reroute", "cancel_line", "dismiss"])),
+    st.tuples(
+        st.just("resolve"),
+        st.integers(0, 5),
+        st.sampled_from(["reroute", "cancel_line", "dismiss"]),
+    ),
 )
 action = st.one_of(create, other)  # about half the actions create an order
 stock = st.fixed_dictionaries({(sku, loc): st.integers(0, 10) for sku in SKUS for loc in LOCS})
 policy = st.builds(
     od.OrderPolicy,
-    routing=st.builds(RoutingConfig, rules=st.permutations(["fewest_shipments", "closest", "prefer_stores"]).map(tuple)),
+    routing=st.builds(
+        RoutingConfig,
+        rules=st.permutations(["fewest_shipments", "closest", "prefer_stores"]).map(tuple),
+    ),
     on_hold_expiry=st.sampled_from(["cancel", "reroute"]),
     auto_reroute=st.booleans(),
 )
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(stock=stock, actions=st.lists(action, max_size=30), pol=policy)
-def test_order_invariants_hold_on_every_path(stock: dict[tuple[str, str], int],
-                                              actions: list[tuple], pol: od.OrderPolicy) -> None:  # type: ignore[type-arg]
+@given(stock=stock, actions=st.lists(action, min_size=8, max_size=40), pol=policy)
+def test_order_invariants_hold_on_every_path(
+    stock: dict[tuple[str, str], int], actions: list[tuple], pol: od.OrderPolicy
+) -> None:  # type: ignore[type-arg]
     w = World(stock, pol)
     ids: list[str] = []
 
@@ -73,13 +89,21 @@ def test_order_invariants_hold_on_every_path(stock: dict[tuple[str, str], int],
         elif kind == "order.ship":
             w.command(kind, {"order_id": oid, "carrier": "ups", "tracking": "T"})
         elif kind == "order.return":
-            w.command(kind, {"order_id": oid, "location_id": act[4],
-                             "lines": [{"line": act[2], "qty": act[3]}]})
+            w.command(
+                kind,
+                {
+                    "order_id": oid,
+                    "location_id": act[4],
+                    "lines": [{"line": act[2], "qty": act[3]}],
+                },
+            )
         elif kind == "resolve":
             open_exc = [e for e in w.orders[oid].exceptions.values() if not e.resolution]
             if open_exc:
-                w.command("order.resolve", {"order_id": oid, "exception_id": open_exc[0].exception_id,
-                                            "action": act[2]})
+                w.command(
+                    "order.resolve",
+                    {"order_id": oid, "exception_id": open_exc[0].exception_id, "action": act[2]},
+                )
         else:
             w.command(kind, {"order_id": oid})
         w.check()

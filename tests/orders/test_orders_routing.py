@@ -25,8 +25,12 @@ def test_pickup_at_chosen_store_when_it_has_everything() -> None:
 
 def test_pickup_shortfall_suggests_stores_that_have_the_cart() -> None:
     avail = {"A": {"mid": 1, "near": 3, "far": 3, "nopick": 5}}
-    sf = route([(1, "A", 2)], Destination("pickup", "mid", 45.60, -122.70), avail,
-               {k: s for k, s in SITES.items() if s.pickup_enabled})
+    sf = route(
+        [(1, "A", 2)],
+        Destination("pickup", "mid", 45.60, -122.70),
+        avail,
+        {k: s for k, s in SITES.items() if s.pickup_enabled},
+    )
     assert isinstance(sf, Shortfall)
     assert sf.missing == {"A": 1} and sf.suggest == ["near", "far"]
     assert sf.available == {"A": {"far": 3, "mid": 1, "near": 3, "nopick": 5}}
@@ -69,8 +73,9 @@ LOCS = sorted(SITES)
 
 @settings(max_examples=300, deadline=None)
 @given(
-    avail=st.dictionaries(st.sampled_from(["A", "B", "C"]),
-                          st.dictionaries(st.sampled_from(LOCS), st.integers(-3, 6))),
+    avail=st.dictionaries(
+        st.sampled_from(["A", "B", "C"]), st.dictionaries(st.sampled_from(LOCS), st.integers(-3, 6))
+    ),
     cart=st.dictionaries(st.sampled_from(["A", "B", "C"]), st.integers(1, 12), min_size=1),
     rules=st.permutations(["fewest_shipments", "closest", "prefer_stores"]),
     pickup=st.one_of(st.none(), st.sampled_from(LOCS)),

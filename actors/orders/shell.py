@@ -1,0 +1,401 @@
+"""The order actor: the effectful shell around the pure order domain, and the create intake.
+
+Theory of operation
+-------------------
+One `OrderActor` per `order:{id}`; it handles its mailbox one command at a time (orders see
+little contention; the SKU pools are where batching pays).
+
+For a command: answer a known op_id from memory or the journal's op table; otherwise
+`decide`. A decision without a saga is appended (events + the op record, one batch) and
+answered. A decision that starts a saga is appended FIRST (the intent, with a durable
+`saga` timer), then every step is sent to its SKU-pool actor through the registry (steps of
+one allocation in order, allocations concurrently), `advance` turns the answers into
+facts, and that is appended -- repeated until a `SagaFinished`, whose batch also carries the
+op record and clears the timer. Inventory op_ids are derived from the order id and the
+command's op_id, so re-sending a step after a crash is answered from the pool's op table.
+
+Crash recovery: if the process dies mid-saga, the `saga` timer fires after the restart,
+activates the order and the shell drives the pending saga to its end (finish or
+compensate). A client retrying the same op_id meanwhile simply waits for that end.
+
+If a step cannot be delivered (pool overloaded, timeout) after a few tries, the saga stays
+pending, the asker gets `unavailable` (retry with the same op_id) and the timer retries.
+
+`IntakeActor` exists because the dispatcher routes by args, while an order's id is derived
+from the create op_id: `order-intake:{n}` actors forward each create to `order:{id}`,
+concurrently within a batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import msgspec
+import trio
+
+from actors.inventory.domain import INVENTORY_COMMAND_ARGS
+from engine.commands import CommandMsg, Outcome, payload_hash
+from engine.journal.base import Batch, OpRecord, Timer, VersionConflict
+from engine.runtime import (
+    Actor,
+    ActorCrashed,
+    ActorStopped,
+    AskTimeout,
+    Envelope,
+    Overloaded,
+    TimerFired,
+)
+from protocol import ErrorCode
+
+from . import domain
+from .events import Event, SagaFinished, SagaStarted, Step, decode_event, encode_event
+
+if TYPE_CHECKING:
+    from engine.journal.base import Journal
+    from engine.runtime import Registry
+
+__all__ = ["IntakeActor", "OrderActor", "OrderEnv", "OrderQuery", "load_order"]
+
+log = logging.getLogger("omnitill.orders")
+
+SAGA_TIMER = "saga"
+SAGA_RETRY_S = 5.0
+STEP_TRIES = 4
+RECENT_OPS = 64
+_outcome_enc = msgspec.msgpack.Encoder()
+_outcome_dec = msgspec.msgpack.Decoder(Outcome)
+
+
+class OrderQuery(msgspec.Struct, frozen=True):
+    """Ask an order actor for `(version, state)` (read-your-writes)."""
+
+
+class _StepsUndelivered(Exception):
+    pass
+
+
+class OrderEnv:
+    """What order actors share with the engine."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        registry: Registry,
+        make_ctx: Callable[[str, str, float], domain.Ctx],
+        on_commit: Callable[[domain.Order, list[Event]], None],
+        on_timer: Callable[[float], None],
+        ask_timeout_s: float = 5.0,
+    ) -> None:
+        self.journal = journal
+        self.registry = registry
+        self.make_ctx = make_ctx  # (op_id, payload_hash, now) -> Ctx with fresh availability
+        self.on_commit = on_commit  # after every committed append: views, topics, webhooks
+        self.on_timer = on_timer
+        self.ask_timeout_s = ask_timeout_s
+
+
+def stream_of(order_id: str) -> str:
+    return f"order:{order_id}"
+
+
+async def load_order(journal: Journal, order_id: str) -> domain.Order:
+    state = domain.initial(order_id)
+    for stored in await journal.read(stream_of(order_id)):
+        domain.evolve(state, decode_event(stored.data))
+    return state
+
+
+def _outcome(decision: domain.Decision, state: domain.Order | None = None) -> Outcome:
+    if decision.rejection is not None:
+        r = decision.rejection
+        return Outcome(ok=False, code=r.code.value, message=r.message, details=dict(r.details))
+    result = dict(decision.result)
+    if state is not None and state.version:
+        result.update(order_id=state.order_id, status=state.status, version=state.version)
+        if state.create_op and decision.result.get("created"):
+            result["pickup_code"] = state.pickup_code if state.fulfilment == "pickup" else ""
+    return Outcome(ok=True, result=result)
+
+
+class OrderActor(Actor):
+    def __init__(self, env: OrderEnv, order_id: str) -> None:
+        self.env = env
+        self.order_id = order_id
+        self.stream = stream_of(order_id)
+        self.state = domain.initial(order_id)
+        self.recent: OrderedDict[str, tuple[str, Outcome]] = OrderedDict()
+
+    async def on_start(self) -> None:
+        self.state = await load_order(self.env.journal, self.order_id)
+
+    async def handle_batch(self, batch: list[Envelope]) -> None:
+        for envelope in batch:
+            msg = envelope.msg
+            try:
+                if isinstance(msg, CommandMsg):
+                    envelope.respond(await self._command(msg))
+                elif isinstance(msg, TimerFired):
+                    await self._on_timer()
+                    envelope.respond(None)
+                elif isinstance(msg, OrderQuery):
+                    envelope.respond((self.state.version, self.state))
+                else:
+                    envelope.respond(None)
+            except _StepsUndelivered as exc:
+                envelope.respond(
+                    Outcome(
+                        ok=False,
+                        code=ErrorCode.UNAVAILABLE.value,
+                        message=f"{exc}: retry with the same op_id",
+                    )
+                )
+            except VersionConflict:
+                # Another writer moved the stream (should not happen: one owner): reload.
+                self.state = await load_order(self.env.journal, self.order_id)
+                envelope.respond(
+                    Outcome(
+                        ok=False,
+                        code=ErrorCode.UNAVAILABLE.value,
+                        message="order reloaded: retry with the same op_id",
+                    )
+                )
+
+    # --- commands -------------------------------------------------------------------------
+
+    async def _known(self, msg: CommandMsg) -> Outcome | None:
+        known = self.recent.get(msg.op_id)
+        if known is None and msg.name == "order.create" and self.state.version == 0:
+            return None  # every answered create left an event: nothing to look up
+        if known is None:
+            rec = (await self.env.journal.lookup_ops([msg.op_id])).get(msg.op_id)
+            if rec is not None:
+                known = (rec.payload_hash, _outcome_dec.decode(rec.result))
+        if known is None:
+            return None
+        if known[0] != msg.payload_hash:
+            return Outcome(
+                ok=False,
+                code=ErrorCode.IDEMPOTENCY_CONFLICT.value,
+                message=f"op_id {msg.op_id!r} was already used for a different command",
+                details={"op_id": msg.op_id},
+            )
+        return known[1]
+
+    async def _command(self, msg: CommandMsg) -> Outcome:
+        known = await self._known(msg)
+        if known is not None:
+            return known
+        pending = self.state.pending
+        if pending is not None:
+            final = await self._drive(msg.now)
+            if pending.op_id == msg.op_id:
+                if pending.payload_hash != msg.payload_hash:
+                    return Outcome(
+                        ok=False,
+                        code=ErrorCode.IDEMPOTENCY_CONFLICT.value,
+                        message=f"op_id {msg.op_id!r} was already used",
+                    )
+                return final
+        ctx = self.env.make_ctx(msg.op_id, msg.payload_hash, msg.now)
+        decision = domain.decide(self.state, msg.name, msg.args, ctx)
+        if decision.rejection is not None and decision.rejection.code == ErrorCode.UNAVAILABLE:
+            return _outcome(decision)
+        saga = any(isinstance(e, SagaStarted) for e in decision.events)
+        if not saga:
+            return await self._append(decision.events, op=(msg.op_id, msg.payload_hash, decision))
+        await self._append(decision.events)
+        return await self._drive(msg.now)
+
+    async def _on_timer(self) -> None:
+        if self.state.pending is None:
+            await self._append([], clear_timer=True)
+            return
+        try:
+            await self._drive(time.time())
+        except _StepsUndelivered:
+            log.warning("%s: saga steps still undeliverable; the timer retries", self.stream)
+
+    # --- sagas ----------------------------------------------------------------------------
+
+    async def _drive(self, now: float) -> Outcome:
+        """Run the pending saga to its end; the final outcome (also stored as the op record)."""
+        outcome = Outcome(ok=True, result={"order_id": self.order_id})
+        while (pending := self.state.pending) is not None:
+            results = await self._run_steps(pending.steps)
+            ctx = self.env.make_ctx(pending.op_id, pending.payload_hash, time.time())
+            decision = domain.advance(self.state, results, ctx)
+            if not decision.events:
+                raise _StepsUndelivered("inventory refused a release; the saga will retry")
+            finished = any(isinstance(e, SagaFinished) for e in decision.events)
+            if finished:
+                outcome = await self._append(
+                    decision.events,
+                    op=(pending.op_id, pending.payload_hash, decision),
+                    clear_timer=True,
+                )
+            else:
+                await self._append(decision.events)
+        return outcome
+
+    async def _run_steps(self, steps: list[Step]) -> list[domain.StepResult]:
+        results: list[domain.StepResult | None] = [None] * len(steps)
+        chains: dict[tuple[int, int], list[int]] = {}
+        for i, step in enumerate(steps):
+            # alloc 0 steps (returns) are independent of each other
+            key = (step.alloc_no, 0) if step.alloc_no else (0, i)
+            chains.setdefault(key, []).append(i)
+        undelivered: list[str] = []
+
+        async def run_chain(indexes: list[int]) -> None:
+            for pos, i in enumerate(indexes):
+                res = await self._ask_step(steps[i])
+                if res is None:
+                    undelivered.append(steps[i].op_id)
+                    return
+                results[i] = res
+                if not res.ok:
+                    for j in indexes[pos + 1 :]:
+                        results[j] = domain.StepResult(
+                            False,
+                            code=ErrorCode.CONFLICT.value,
+                            message="skipped: an earlier step failed",
+                        )
+                    return
+
+        if len(chains) == 1:
+            await run_chain(next(iter(chains.values())))
+        else:
+            async with trio.open_nursery() as nursery:
+                for indexes in chains.values():
+                    nursery.start_soon(run_chain, indexes)
+        if undelivered:
+            raise _StepsUndelivered(f"inventory busy ({len(undelivered)} step(s) undelivered)")
+        return [r for r in results if r is not None]
+
+    async def _ask_step(self, step: Step) -> domain.StepResult | None:
+        args = msgspec.convert(step.args, INVENTORY_COMMAND_ARGS[step.name])
+        msg = CommandMsg(
+            op_id=step.op_id,
+            name=step.name,
+            args=args,
+            payload_hash=payload_hash(step.name, args),
+            now=time.time(),
+            actor=self.stream,
+        )
+        for attempt in range(STEP_TRIES):
+            try:
+                outcome = await self.env.registry.ask(
+                    f"sku:{step.sku}", msg, timeout=self.env.ask_timeout_s
+                )
+            except (Overloaded, AskTimeout, ActorCrashed, ActorStopped) as exc:
+                log.info(
+                    "%s: step %s failed (%r), attempt %d", self.stream, step.op_id, exc, attempt
+                )
+                await trio.sleep(0.05 * 2**attempt)
+                continue
+            if not isinstance(outcome, Outcome):
+                return None
+            if not outcome.ok and outcome.code in (
+                ErrorCode.UNAVAILABLE.value,
+                ErrorCode.INTERNAL.value,
+            ):
+                await trio.sleep(0.05 * 2**attempt)
+                continue
+            return domain.StepResult(
+                outcome.ok,
+                result=dict(outcome.result),
+                code=outcome.code,
+                message=outcome.message,
+                details=dict(outcome.details),
+            )
+        return None
+
+    # --- journal --------------------------------------------------------------------------
+
+    async def _append(
+        self,
+        events: list[Event],
+        *,
+        op: tuple[str, str, domain.Decision] | None = None,
+        clear_timer: bool = False,
+    ) -> Outcome:
+        """Evolve, then journal `events` (+ the op record, + timer changes) in one batch.
+
+        The outcome is computed on the evolved state (so it can say the new status); if the
+        append fails the state is rebuilt from the journal before the error propagates.
+        """
+        state = self.state
+        before = state.version
+        for e in events:
+            domain.evolve(state, e)
+        outcome = _outcome(op[2], state) if op is not None else Outcome(ok=True)
+        ops: list[OpRecord] = []
+        if op is not None:
+            ops.append(
+                OpRecord(
+                    op_id=op[0],
+                    stream=self.stream,
+                    payload_hash=op[1],
+                    ok=outcome.ok,
+                    result=_outcome_enc.encode(outcome),
+                )
+            )
+        timers_set: list[Timer] = []
+        if any(isinstance(e, SagaStarted) for e in events) and not clear_timer:
+            due = time.time() + SAGA_RETRY_S
+            timers_set.append(
+                Timer(timer_id=SAGA_TIMER, actor_key=self.stream, due_at=due, payload=b"saga")
+            )
+        if not events and not ops and not clear_timer:
+            return outcome
+        batch = Batch(
+            stream=self.stream,
+            expected_version=before,
+            events=[encode_event(e) for e in events],
+            ops=ops,
+            timers_set=timers_set,
+            timers_cleared=[(self.stream, SAGA_TIMER)] if clear_timer else [],
+        )
+        try:
+            await self.env.journal.append(batch)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                self.state = await load_order(self.env.journal, self.order_id)
+            raise
+        if op is not None:
+            self.recent[op[0]] = (op[1], outcome)
+            while len(self.recent) > RECENT_OPS:
+                self.recent.popitem(last=False)
+        if timers_set:
+            self.env.on_timer(timers_set[0].due_at)
+        if events:
+            self.env.on_commit(state, events)
+        return outcome
+
+
+class IntakeActor(Actor):
+    """Forwards `order.create` to the order actor named by the create's op_id."""
+
+    def __init__(self, registry: Registry, timeout_s: float) -> None:
+        self.registry = registry
+        self.timeout_s = timeout_s
+
+    async def handle_batch(self, batch: list[Envelope]) -> None:
+        async def forward(envelope: Envelope) -> None:
+            msg = envelope.msg
+            if not isinstance(msg, CommandMsg):
+                envelope.respond(None)
+                return
+            key = f"order:{domain.order_id_for(msg.op_id)}"
+            try:
+                envelope.respond(await self.registry.ask(key, msg, timeout=self.timeout_s))
+            except Exception as exc:
+                envelope.fail(exc)
+
+        async with trio.open_nursery() as nursery:
+            for envelope in batch:
+                nursery.start_soon(forward, envelope)

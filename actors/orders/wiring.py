@@ -1,0 +1,395 @@
+"""Plugs orders into the engine: actor kinds, command routes, the `order:{id}` topic, the
+pickup-queue entries on `location:{id}`, the inventory hook for stock conflicts and hold
+expiries, webhooks and the REST routes.
+
+Inventory hook: the SKU-pool actor has no event hook yet, so the `sku` actor factory is
+wrapped with a subclass whose `_publish` also hands StockConflict / HoldExpired events of
+order holds to `OrdersWiring.on_pool_events` (synchronously, no await: the pool is never
+slowed). Each becomes an internal `order.flag` command told to the order actor with a
+deterministic op_id, so a duplicate notification is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from actors.inventory.events import Event as PoolEvent
+from actors.inventory.events import HoldExpired, StockConflict
+from actors.inventory.shell import SkuPoolActor
+from engine.commands import CommandMsg, CommandSpec, payload_hash
+from protocol import ErrorCode, ProtocolError
+from protocol.orders import ORDER_COMMAND_ARGS, OrderCreateArgs, OrderReturnArgs
+from protocol.topics import OrderTopic, Topic
+
+from . import domain, views
+from .events import Event
+from .routing import RoutingConfig, Site
+from .shell import IntakeActor, OrderActor, OrderEnv, OrderQuery, load_order
+from .webhooks import WebhookActor, Webhooks
+
+if TYPE_CHECKING:
+    from engine.server import Engine
+
+__all__ = ["OrdersWiring", "install"]
+
+log = logging.getLogger("omnitill.orders")
+
+INTAKE_ACTORS = 64  # many, so a slow create delays few others (an intake batch waits for all)
+VIEW_CACHE = 20_000
+
+
+class _Availability(Mapping[str, Mapping[str, int]]):
+    """sku -> location -> available, read lazily from the inventory read model."""
+
+    def __init__(self, stock: dict[str, dict[str, dict[str, Any]]]) -> None:
+        self._stock = stock
+
+    def __getitem__(self, sku: str) -> Mapping[str, int]:
+        balances = self._stock.get(sku)
+        if balances is None:
+            raise KeyError(sku)
+        return {loc: int(b.get("available", 0)) for loc, b in balances.items()}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stock)
+
+    def __len__(self) -> int:
+        return len(self._stock)
+
+
+class _Prices(Mapping[str, int]):
+    def __init__(self, engine: Engine) -> None:
+        self._catalog = engine.catalog
+
+    def __getitem__(self, sku: str) -> int:
+        found = self._catalog.variant(sku)
+        if found is None:
+            raise KeyError(sku)
+        return int(found[1].price_cents)
+
+    def __contains__(self, sku: object) -> bool:
+        return isinstance(sku, str) and self._catalog.variant(sku) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._catalog.skus())
+
+    def __len__(self) -> int:
+        return len(self._catalog.skus())
+
+
+class OrdersWiring:
+    def __init__(self, engine: Engine, policy: domain.OrderPolicy | None = None) -> None:
+        self.engine = engine
+        self.policy = policy or domain.OrderPolicy(routing=_routing_from_env())
+        self.cache: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
+        self.pickup_of: dict[str, str] = {}  # open order -> pickup location (for token scope)
+        self.webhooks = Webhooks.from_env()
+        self.env = OrderEnv(
+            journal=engine.journal,
+            registry=engine.registry,
+            make_ctx=self.make_ctx,
+            on_commit=self.on_commit,
+            on_timer=engine.timers.notify,
+            ask_timeout_s=engine.config.ask_timeout_s,
+        )
+        self.flags_sent = 0
+        self.flags_dropped = 0
+        # hold id -> "order:{id}" of holds whose expiry timer is being handled right now
+        self._expired_refs: dict[str, str] = {}
+
+    # --- context for decide ---------------------------------------------------------------
+
+    def sites(self) -> dict[str, Site]:
+        # The SKU pool only holds at pickup-enabled locations (hold.place), so only those can
+        # fulfil until inventory offers a non-pickup allocation (see docs/orders.md).
+        return {
+            loc.id: Site(
+                loc.id,
+                loc.lat,
+                loc.lon,
+                loc.kind,
+                pickup_enabled=loc.pickup_enabled,
+                can_ship=loc.pickup_enabled,
+            )
+            for loc in self.engine.catalog.locations()
+        }
+
+    def make_ctx(self, op_id: str, phash: str, now: float) -> domain.Ctx:
+        inventory = self.engine.inventory  # type: ignore[attr-defined]
+        return domain.Ctx(
+            now=now,
+            op_id=op_id,
+            payload_hash=phash,
+            sites=self.sites(),
+            curbside=frozenset(loc.id for loc in self.engine.catalog.locations() if loc.curbside),
+            availability=_Availability(inventory.views.stock),
+            prices=_Prices(self.engine),
+            policy=self.policy,
+        )
+
+    # --- after each commit ----------------------------------------------------------------
+
+    def on_commit(self, state: domain.Order, events: list[Event]) -> None:
+        engine = self.engine
+        name = f"order:{state.order_id}"
+        view = views.order_view(state)
+        old = self.cache.pop(state.order_id, None)
+        self.cache[state.order_id] = (state.version, view)
+        while len(self.cache) > VIEW_CACHE:
+            self.cache.popitem(last=False)
+        changes = views.view_changes(old[1] if old else None, view)
+        engine.bus.publish(
+            name,
+            changes,
+            epoch=engine.journal.epoch,
+            from_seq=state.version - len(events) + 1,
+            seq=state.version,
+        )
+        if state.fulfilment == "pickup":
+            self._publish_queue(state)
+        status_changed = old is None or old[1]["status"] != view["status"]
+        if state.status != "pending" and (status_changed or "exceptions" in changes):
+            self.webhooks.emit(
+                "order.updated",
+                {
+                    "order_id": state.order_id,
+                    "status": state.status,
+                    "version": state.version,
+                    "fulfilment": state.fulfilment,
+                    "exceptions": view["exceptions"],
+                    "shipment": view["shipment"],
+                },
+                self.engine.registry,
+            )
+
+    def _publish_queue(self, state: domain.Order) -> None:
+        locations = self.engine.inventory.views.locations  # type: ignore[attr-defined]
+        key = f"order:{state.order_id}"
+        for loc, entry in views.queue_entries(state).items():
+            view = locations.setdefault(loc, {})
+            if entry is None and key not in view:
+                continue
+            if entry is None:
+                view.pop(key, None)
+            else:
+                view[key] = entry
+            self.engine.bus.publish(f"location:{loc}", {key: entry})
+        if state.status in domain.OPEN_STATUSES:
+            self.pickup_of[state.order_id] = state.pickup_location
+        else:
+            self.pickup_of.pop(state.order_id, None)
+
+    async def rebuild_queues(self) -> int:
+        """At start-up: pickup-queue entries of open pickup orders (scans order streams)."""
+        n = 0
+        for stream in await self.engine.journal.list_streams("order:"):
+            state = await load_order(self.engine.journal, stream[6:])
+            if state.fulfilment == "pickup" and state.status in domain.OPEN_STATUSES:
+                self._publish_queue(state)
+                n += 1
+        return n
+
+    async def startup(self) -> None:
+        n = await self.rebuild_queues()
+        log.info("orders: %d open pickup orders in the queues", n)
+
+    # --- inventory hook -------------------------------------------------------------------
+
+    def on_pool_events(self, pool: SkuPoolActor, events: list[PoolEvent]) -> None:
+        for event in events:
+            if isinstance(event, StockConflict):
+                for hold_id in event.uncovered_hold_ids:
+                    self._flag(
+                        pool, "stock_conflict", event.location_id, hold_id, pool.state.version
+                    )
+                for order_id in event.uncovered_order_ids:
+                    self._tell_flag(
+                        order_id,
+                        "stock_conflict",
+                        pool.sku,
+                        event.location_id,
+                        "",
+                        pool.state.version,
+                    )
+            elif isinstance(event, HoldExpired):
+                self._flag(
+                    pool, "hold_expired", event.location_id, event.hold_id, pool.state.version
+                )
+
+    def _flag(
+        self, pool: SkuPoolActor, kind: str, location_id: str, hold_id: str, version: int
+    ) -> None:
+        hold = pool.state.holds.get(hold_id)
+        ref = hold.customer_ref if hold is not None else self._expired_refs.pop(hold_id, "")
+        if ref.startswith("order:"):
+            self._tell_flag(ref[6:], kind, pool.sku, location_id, hold_id, version)
+
+    def _tell_flag(
+        self, order_id: str, kind: str, sku: str, location_id: str, hold_id: str, version: int
+    ) -> None:
+        args = msgspec.convert(
+            {"kind": kind, "sku": sku, "location_id": location_id, "hold_id": hold_id},
+            domain.FlagArgs,
+        )
+        op_id = f"{order_id}:flag:{sku}:{version}:{hold_id or location_id}"
+        msg = CommandMsg(
+            op_id=op_id,
+            name="order.flag",
+            args=args,
+            payload_hash=payload_hash("order.flag", args),
+            now=time.time(),
+            actor="inventory",
+        )
+        try:
+            ok = self.engine.registry.ref(f"order:{order_id}").try_tell(msg)
+        except Exception:
+            ok = False
+        if ok:
+            self.flags_sent += 1
+        else:
+            self.flags_dropped += 1
+            log.warning("order %s: could not deliver %s flag (mailbox full)", order_id, kind)
+
+    # --- commands -------------------------------------------------------------------------
+
+    def route(self, args: Any) -> str:
+        if isinstance(args, OrderCreateArgs):
+            # The order id comes from the op_id, which routing does not see: an intake
+            # actor forwards (spread by payload so creates do not queue behind one actor).
+            n = zlib.crc32(msgspec.msgpack.encode(args)) % INTAKE_ACTORS
+            return f"order-intake:{n}"
+        return f"order:{args.order_id}"
+
+    def locations(self, args: Any) -> tuple[str, ...]:
+        """Locations for location-scoped tokens: creates and reads are network-wide (endless
+        aisle); store actions are scoped to the order's pickup store, returns to the store."""
+        if isinstance(args, OrderCreateArgs):
+            return ()
+        if isinstance(args, OrderReturnArgs):
+            return (args.location_id,)
+        loc = self.pickup_of.get(getattr(args, "order_id", ""), "")
+        return (loc,) if loc else ()
+
+    def validate(self, args: Any) -> None:
+        catalog = self.engine.catalog
+        if isinstance(args, OrderCreateArgs):
+            if not args.lines:
+                raise ProtocolError(
+                    ErrorCode.INVALID_ARGS, "the cart is empty: an order needs at least one line"
+                )
+            for line in args.lines:
+                if catalog.variant(line.sku) is None:
+                    raise ProtocolError(
+                        ErrorCode.NOT_FOUND, f"unknown SKU {line.sku!r}", {"sku": line.sku}
+                    )
+            for loc in (args.pickup_location, args.sold_at):
+                if loc is not None and catalog.location(loc) is None:
+                    raise ProtocolError(
+                        ErrorCode.NOT_FOUND, f"unknown location {loc!r}", {"location_id": loc}
+                    )
+        elif isinstance(args, OrderReturnArgs) and catalog.location(args.location_id) is None:
+            raise ProtocolError(
+                ErrorCode.NOT_FOUND,
+                f"unknown location {args.location_id!r}",
+                {"location_id": args.location_id},
+            )
+
+    async def get(self, order_id: str) -> tuple[int, domain.Order]:
+        version, state = await self.engine.registry.ask(
+            f"order:{order_id}", OrderQuery(), timeout=self.engine.config.ask_timeout_s
+        )
+        return int(version), state
+
+
+class OrderSource:
+    """`order:{id}` topic: served from the view cache, else asked of the order actor."""
+
+    def __init__(self, w: OrdersWiring) -> None:
+        self.w = w
+
+    def prepare(self, topic: Topic, name: str) -> None:
+        assert isinstance(topic, OrderTopic)
+        cached = self.w.cache.get(topic.order_id)
+        epoch = self.w.engine.journal.epoch
+        self.w.engine.bus.topic(name, epoch=epoch, seq=cached[0] if cached else 0)
+
+    def snapshot(self, topic: Topic, name: str) -> Any:
+        assert isinstance(topic, OrderTopic)
+        cached = self.w.cache.get(topic.order_id)
+        epoch = self.w.engine.journal.epoch
+        if cached is not None:
+            return epoch, cached[0], dict(cached[1])
+
+        async def load() -> tuple[str, int, dict[str, Any]]:
+            version, state = await self.w.get(topic.order_id)
+            if version == 0:
+                return epoch, 0, {}
+            return epoch, version, views.order_view(state)
+
+        return load()
+
+    def released(self, name: str) -> None:
+        pass
+
+
+def _routing_from_env() -> RoutingConfig:
+    rules = os.environ.get("OMNITILL_ROUTING_RULES", "")
+    if not rules:
+        return RoutingConfig()
+    return msgspec.convert(
+        {"rules": [r.strip() for r in rules.split(",") if r.strip()]}, RoutingConfig
+    )
+
+
+def install(engine: Engine) -> OrdersWiring:
+    w = OrdersWiring(engine)
+    engine.orders = w  # type: ignore[attr-defined]
+    timeout = engine.config.ask_timeout_s
+    engine.actor_factories["order"] = lambda order_id: OrderActor(w.env, order_id)
+    engine.actor_factories["order-intake"] = lambda _n: IntakeActor(engine.registry, timeout)
+    engine.actor_factories["webhooks"] = lambda _n: WebhookActor(w.webhooks, engine)
+    pool_factory = engine.actor_factories.get("sku")
+    if pool_factory is not None:
+        inventory = engine.inventory  # type: ignore[attr-defined]
+
+        class ObservedPool(SkuPoolActor):
+            def _publish(self, before: int, events: list[PoolEvent]) -> None:
+                super()._publish(before, events)
+                w.on_pool_events(self, events)
+
+            async def handle_batch(self, batch: list[Any]) -> None:
+                # Remember whose holds are about to expire (the hold is gone after evolve).
+                for envelope in batch:
+                    timer_id = getattr(envelope.msg, "timer_id", "")
+                    hold = (
+                        self.state.holds.get(timer_id[5:]) if timer_id.startswith("hold:") else None
+                    )
+                    if hold is not None and hold.customer_ref.startswith("order:"):
+                        w._expired_refs[hold.hold_id] = hold.customer_ref
+                await super().handle_batch(batch)
+
+        engine.actor_factories["sku"] = lambda sku: ObservedPool(inventory.env, sku)
+    for name, args_type in ORDER_COMMAND_ARGS.items():
+        engine.dispatcher.register(
+            CommandSpec(
+                name=name,
+                args_type=args_type,
+                route=w.route,
+                locations=w.locations,
+                validate=w.validate,
+            )
+        )
+    engine.sources.register(OrderTopic, OrderSource(w))
+    engine.startup_hooks.append(w.startup)
+    from .http import install_http
+
+    engine.http_installers.append(lambda app, bearer, body: install_http(w, app, bearer, body))
+    return w

@@ -1,0 +1,351 @@
+"""Orders benchmark (issue 7): 3-line ship-to-home carts routed across the 16-location demo
+network by 100 concurrent clients; orders/s, latency percentiles, zero oversell.
+
+    .venv/bin/python bench/orders_bench.py [--clients 100] [--duration 10] [--skus 60]
+
+What runs:
+  omnitill    `omnitill serve` as a subprocess on a fresh data dir (SQLite journal, apparel demo).
+              Bench SKUs get plenty of stock at every pickup store first (REST stock.receive).
+  throughput  C raw WebSocket clients in 2 generator processes, ONE `order.create` in flight
+              each (a client waits for its ack before the next order): 3 distinct random SKUs,
+              qty 1-2, ship_to a random point in the metro area, so routing picks stores
+              across the network and splits carts when one store lacks a line.
+  sellout     the same against 3 SKUs with little stock left: 2x more orders than units;
+              every order wants one of each, so at most min(available) orders can succeed.
+Afterwards every bench SKU's balance is read back (REST /api/v1/stock/{sku}): available >= 0
+everywhere, and units committed == units in acknowledged orders (zero oversell, nothing lost).
+
+Prints a table and writes bench/results/orders.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import random
+import sys
+import time
+from array import array
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _server import ROOT, OmnitillServer, load_info, machine_info
+from _wsraw import Loop, WsConn, encode_frame, raise_nofile, summarize
+
+WORKERS = 2
+RESULTS = ROOT / "bench" / "results"
+CENTER = (45.52, -122.68)
+
+
+class Reply(msgspec.Struct):
+    type: str
+    op_id: str = ""
+    code: str = ""
+    result: dict[str, Any] = {}
+
+
+_reply = msgspec.json.Decoder(Reply)
+
+
+def worker(
+    wid: int,
+    port: int,
+    token: str,
+    n_conns: int,
+    skus: list[str],
+    start_at: float,
+    duration: float,
+    budget: int | None,
+    lines: int,
+    out: Any,
+) -> None:
+    raise_nofile()
+    rng = random.Random(wid * 7919 + os.getpid())
+    run_id = f"{os.getpid():x}{int(time.time() * 1000) % 100000:x}"
+    loop = Loop()
+    hello = encode_frame(
+        msgspec.json.encode({"type": "hello", "protocol": 1, "token": token, "client": "bench"})
+    )
+    lat = array("d")
+    codes: Counter[str] = Counter()
+    units: Counter[str] = Counter()
+    st = {
+        "welcomed": 0,
+        "sent": 0,
+        "acks": 0,
+        "inflight": 0,
+        "closed": 0,
+        "running": False,
+        "split": 0,
+        "shipments": 0,
+    }
+    end = start_at + duration
+    counter = iter(range(10**12))
+    perf = time.perf_counter
+    enc = msgspec.json.Encoder()
+
+    def frame(c: WsConn) -> bytes:
+        op = f"{run_id}w{wid}-{next(counter)}"
+        cart = [
+            {"sku": s, "qty": 1 if budget is not None else rng.randint(1, 2)}
+            for s in (skus if len(skus) == lines else rng.sample(skus, lines))
+        ]
+        lat_, lon_ = CENTER[0] + rng.uniform(-0.15, 0.15), CENTER[1] + rng.uniform(-0.25, 0.25)
+        c.data[op] = (perf(), cart)
+        return encode_frame(
+            enc.encode(
+                {
+                    "type": "command",
+                    "name": "order.create",
+                    "op_id": op,
+                    "args": {
+                        "lines": cart,
+                        "channel": "web",
+                        "ship_to": {"address": "bench", "lat": lat_, "lon": lon_},
+                    },
+                }
+            )
+        )
+
+    def may_send() -> bool:
+        if not st["running"] or time.time() >= end:
+            return False
+        return budget is None or st["sent"] < budget
+
+    def send_one(c: WsConn) -> None:
+        st["sent"] += 1
+        st["inflight"] += 1
+        c.send_raw(frame(c))
+
+    def on_open(c: WsConn) -> None:
+        c.data = {}
+        c.send_raw(hello)
+
+    def on_text(c: WsConn, data: bytes) -> None:
+        if b'"type":"delta"' in data[:40]:
+            return
+        msg = _reply.decode(data)
+        t = msg.type
+        if t in ("ack", "reject"):
+            sent = c.data.pop(msg.op_id, None)
+            if sent is None:
+                return
+            t0, cart = sent
+            lat.append(perf() - t0)
+            st["inflight"] -= 1
+            if t == "ack":
+                st["acks"] += 1
+                for line in cart:
+                    units[line["sku"]] += line["qty"]
+            else:
+                codes[msg.code] += 1
+            if may_send():
+                send_one(c)
+        elif t == "welcome":
+            st["welcomed"] += 1
+        elif t == "error":
+            codes["error:" + msg.code] += 1
+
+    def on_close(c: WsConn, code: int) -> None:
+        st["closed"] += 1
+        codes[f"closed:{code}"] += 1
+
+    conns = []
+    for i in range(n_conns):
+        conns.append(
+            loop.connect(
+                "127.0.0.1", port, "/ws", on_open=on_open, on_text=on_text, on_close=on_close
+            )
+        )
+        if i % 100 == 99:
+            loop.run(timeout=0.05)
+    loop.run(until=lambda: st["welcomed"] + st["closed"] >= n_conns, timeout=30)
+    loop.run(timeout=max(0.0, start_at - time.time()))
+    st["running"] = True
+    started = time.time()
+    for c in conns:
+        if not c.closed and may_send():
+            send_one(c)
+
+    def done() -> bool:
+        if budget is None:
+            return time.time() >= end
+        return (st["sent"] >= budget or time.time() >= end) and st["inflight"] <= 0
+
+    loop.run(until=done, timeout=duration + 60)
+    finished = time.time()
+    loop.run(until=lambda: st["inflight"] <= 0, timeout=15)
+    for c in conns:
+        c.close()
+    out.send(
+        {
+            "lat": lat.tobytes(),
+            "acks": st["acks"],
+            "sent": st["sent"],
+            "codes": dict(codes),
+            "units": dict(units),
+            "seconds": finished - started,
+        }
+    )
+
+
+def totals(server: OmnitillServer, skus: list[str]) -> dict[str, dict[str, int]]:
+    out = {}
+    for sku in skus:
+        locs = server.request("GET", f"/api/v1/stock/{sku}")["locations"]
+        out[sku] = {
+            "committed": sum(b["committed"] for b in locs.values()),
+            "reserved": sum(b["reserved"] for b in locs.values()),
+            "available": sum(max(b["available"], 0) for b in locs.values()),
+            "min_available": min((b["available"] for b in locs.values()), default=0),
+        }
+    return out
+
+
+def run(
+    server: OmnitillServer,
+    name: str,
+    skus: list[str],
+    clients: int,
+    duration: float,
+    budget: int | None,
+) -> dict[str, Any]:
+    before = totals(server, skus)
+    proc = psutil.Process(server.pid)
+    cpu0 = proc.cpu_times()
+    start_at = time.time() + 1.0 + clients / 500
+    per = [clients // WORKERS + (1 if i < clients % WORKERS else 0) for i in range(WORKERS)]
+    budgets = (
+        [None] * WORKERS
+        if budget is None
+        else [budget // WORKERS + (1 if i < budget % WORKERS else 0) for i in range(WORKERS)]
+    )
+    pipes, procs = [], []
+    for w in range(WORKERS):
+        recv, send = mp.Pipe(duplex=False)
+        p = mp.Process(
+            target=worker,
+            args=(
+                w,
+                server.port,
+                server.token,
+                per[w],
+                skus,
+                start_at,
+                duration,
+                budgets[w],
+                3,
+                send,
+            ),
+        )
+        p.start()
+        pipes.append(recv)
+        procs.append(p)
+    results = [r.recv() for r in pipes]
+    for p in procs:
+        p.join()
+    cpu1 = proc.cpu_times()
+    lat = array("d")
+    codes: Counter[str] = Counter()
+    units: Counter[str] = Counter()
+    for r in results:
+        lat.frombytes(r["lat"])
+        codes.update(r["codes"])
+        units.update(r["units"])
+    acks = sum(r["acks"] for r in results)
+    seconds = max(r["seconds"] for r in results)
+    time.sleep(0.3)
+    after = totals(server, skus)
+    committed_gain = {s: after[s]["committed"] - before[s]["committed"] for s in skus}
+    oversell = [s for s in skus if after[s]["min_available"] < 0]
+    mismatch = {
+        s: (committed_gain[s], units.get(s, 0))
+        for s in skus
+        if committed_gain[s] != units.get(s, 0)
+    }
+    cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+    return {
+        "phase": name,
+        "clients": clients,
+        "attempts": sum(r["sent"] for r in results),
+        "orders": acks,
+        "seconds": round(seconds, 2),
+        "orders_per_s": round(acks / seconds, 1) if seconds else 0.0,
+        **summarize(lat),
+        "rejects": dict(codes),
+        "server_cpu_s": round(cpu_s, 2),
+        "server_cpu_ms_per_order": round(cpu_s / max(acks, 1) * 1e3, 2),
+        "oversold_skus": oversell,
+        "committed_vs_acked_mismatch": mismatch,
+        "zero_oversell": not oversell and not mismatch,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--skus", type=int, default=60)
+    args = ap.parse_args()
+    server = OmnitillServer()
+    rows: list[dict[str, Any]] = []
+    try:
+        started = time.time()
+        server.start()
+        print(f"server ready in {time.time() - started:.1f}s (pid {server.pid})")
+        locations = server.request("GET", "/api/v1/locations")["items"]
+        pickup = [loc["id"] for loc in locations if loc["pickup_enabled"]]
+        skus = server.skus(args.skus + 3)
+        bench_skus, sellout = skus[: args.skus], skus[args.skus :]
+        for sku in bench_skus:  # plenty everywhere: measure the order path, not sell-outs
+            for loc in pickup:
+                server.request(
+                    "POST",
+                    "/api/v1/commands/stock.receive",
+                    {
+                        "op_id": f"bench-recv-{sku}-{loc}",
+                        "args": {"sku": sku, "location_id": loc, "qty": 5000},
+                    },
+                )
+        rows.append(run(server, "throughput", bench_skus, args.clients, args.duration, None))
+        avail = totals(server, sellout)
+        units = min(v["available"] for v in avail.values())
+        rows.append(run(server, "sellout", sellout, args.clients, 30.0, max(2 * units, 10)))
+        rows[-1]["units_available_before"] = units
+    finally:
+        server.cleanup()
+    print(
+        f"{'phase':<11} {'clients':>7} {'orders':>7} {'orders/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'cpu ms/ord':>10} {'oversell':>8}  rejects"
+    )
+    for r in rows:
+        print(
+            f"{r['phase']:<11} {r['clients']:>7} {r['orders']:>7} {r['orders_per_s']:>9} "
+            f"{r['p50_ms']:>7} {r['p99_ms']:>7} {r['server_cpu_ms_per_order']:>10} "
+            f"{'none' if r['zero_oversell'] else 'YES':>8}  {r['rejects']}"
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "benchmark": "orders",
+        "machine": machine_info(),
+        "load": load_info(),
+        "network_locations": 16,
+        "lines_per_order": 3,
+        "rows": rows,
+    }
+    (RESULTS / "orders.json").write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {RESULTS / 'orders.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Signed webhooks against real local HTTP receivers: one that fails first, one that hangs."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import trio
+
+from actors.orders.webhooks import verify
+from clients.python import open_client
+from engine.server import Engine
+from tests.conftest import ws_url
+from tests.gateway.helpers import token
+from tests.orders.test_orders_journeys import stocked_at
+
+
+class Receiver:
+    """A tiny HTTP/1.1 server on 127.0.0.1: fails the first `fail_first` requests with 500,
+    or never answers at all (`hang`)."""
+
+    def __init__(self, fail_first: int = 0, hang: bool = False) -> None:
+        self.fail_first = fail_first
+        self.hang = hang
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.port = 0
+        self.got = trio.Event()
+
+    async def serve(self, nursery: trio.Nursery) -> None:
+        listeners = await nursery.start(partial(trio.serve_tcp, self.handle, 0, host="127.0.0.1"))
+        self.port = listeners[0].socket.getsockname()[1]
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = await stream.receive_some(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        headers = {}
+        for line in head.decode().split("\r\n")[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        while len(body) < int(headers.get("content-length", "0")):
+            body += await stream.receive_some(65536)
+        self.requests.append((headers, body))
+        if self.hang:
+            await trio.sleep_forever()
+        ok = len(self.requests) > self.fail_first
+        status = b"200 OK" if ok else b"500 Oops"
+        await stream.send_all(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n")
+        if ok:
+            self.got.set()
+
+
+async def test_webhooks_are_signed_retried_and_never_block(
+    engine: Engine, nursery: trio.Nursery
+) -> None:
+    flaky, stuck = Receiver(fail_first=2), Receiver(hang=True)
+    await flaky.serve(nursery)
+    await stuck.serve(nursery)
+    hooks = engine.orders.webhooks  # type: ignore[attr-defined]
+    hooks.endpoints = [f"http://127.0.0.1:{flaky.port}/hook", f"http://127.0.0.1:{stuck.port}/hook"]
+    hooks.backoff_s = 0.1
+    hooks.timeout_s = 0.5
+    hooks.max_attempts = 3
+    store, (sku,) = stocked_at(engine, 1)
+    async with open_client(ws_url(engine), token(engine)) as c:
+        with trio.fail_after(3):  # the hanging endpoint must not slow the order down
+            created = await c.command(
+                "order.create", {"lines": [{"sku": sku, "qty": 1}], "pickup_location": store}
+            )
+        with trio.fail_after(10):
+            await flaky.got.wait()
+    headers, body = flaky.requests[-1]
+    assert verify(hooks.secret, body, headers["omnitill-signature"])
+    assert not verify(b"wrong secret", body, headers["omnitill-signature"])
+    assert created["order_id"].encode() in body
+    assert len(flaky.requests) == 3  # two failures, then delivered
+    log: list[dict[str, Any]] = list(hooks.log)
+    flaky_log = [e for e in log if str(flaky.port) in e["url"]]
+    assert [e["outcome"] for e in flaky_log] == ["retrying", "retrying", "delivered"]
+    with trio.fail_after(10):
+        while not any(e["outcome"] == "failed" and str(stuck.port) in e["url"] for e in hooks.log):
+            await trio.sleep(0.05)
+    stuck_log = [e for e in hooks.log if str(stuck.port) in e["url"]]
+    assert all("timed out" in e["error"] for e in stuck_log) and len(stuck_log) == 3
+    # The attempts are in the journal's delivery log too.
+    assert len(await engine.journal.read("webhooks:log")) >= 6
