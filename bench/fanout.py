@@ -740,7 +740,7 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=1000, help="subscribed WebSocket clients (1000 / 5000 / 10000)")
     ap.add_argument("--topics", type=int, default=5, help="K: stock topics per client")
     ap.add_argument("--skus", type=int, default=100, help="S: SKUs the changes are spread over")
-    ap.add_argument("--rates", default="50,100,250,500,1000,2000,4000,8000", help="E: changes/s steps")
+    ap.add_argument("--rates", default="10,25,50,100,250,500,1000,2000,4000,8000", help="E: changes/s steps")
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per step")
     ap.add_argument("--systems", default="omnitill,node,socketio",
                     help="comma list; 'omnitill:batch+gcfreeze' runs omnitill with bench/_patched_serve.py patches")

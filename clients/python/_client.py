@@ -255,9 +255,12 @@ class Client:
         self.connected.set()
 
     async def _session(self, ws: WebSocketConnection) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery_cancel = nursery.cancel_scope.cancel
-            nursery.start_soon(self._read_loop, ws)
+        # A cancel scope, not a nursery: a nursery would wrap the ConnectionClosed that ends
+        # every session in an ExceptionGroup, which run()'s `except` would not catch (no
+        # reconnect; the client task would die instead).
+        with trio.CancelScope() as scope:
+            self._nursery_cancel = scope.cancel
+            await self._read_loop(ws)
 
     async def _read_loop(self, ws: WebSocketConnection) -> None:
         while True:
