@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def patch_batch(binary: bool = False) -> None:
-    from engine.gateway import _ws  # noqa: PLC0415
+    from engine.gateway import _ws
 
     async def writer(self: _ws.Connection) -> None:
         send = self._send
@@ -52,7 +52,7 @@ def patch_batch(binary: bool = False) -> None:
 
 
 def patch_bytes() -> None:
-    from engine.gateway import _ws  # noqa: PLC0415
+    from engine.gateway import _ws
 
     async def writer(self: _ws.Connection) -> None:
         send = self._send
@@ -72,7 +72,7 @@ def patch_bytes() -> None:
 
 
 def patch_gcfreeze() -> None:
-    from engine import server  # noqa: PLC0415
+    from engine import server
 
     original = server.Engine.__init__
 
@@ -99,7 +99,7 @@ def main() -> int:
         patch_bytes()
     if "gcfreeze" in patches:
         patch_gcfreeze()
-    from engine.cli import main as cli_main  # noqa: PLC0415
+    from engine.cli import main as cli_main
 
     return cli_main(rest)
 

@@ -39,7 +39,7 @@ def load_info() -> dict[str, Any]:
 
 
 def machine_info() -> dict[str, Any]:
-    import platform  # noqa: PLC0415
+    import platform
 
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
 
@@ -178,7 +178,7 @@ class PeerServer:
 
 
 def _raise_nofile_child() -> None:
-    import resource  # noqa: PLC0415
+    import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:

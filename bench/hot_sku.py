@@ -42,8 +42,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import ROOT, OmnitillServer, load_info, machine_info  # noqa: E402
-from _wsraw import Loop, WsConn, encode_frame, raise_nofile, summarize  # noqa: E402
+from _server import ROOT, OmnitillServer, load_info, machine_info
+from _wsraw import Loop, WsConn, encode_frame, raise_nofile, summarize
 
 LOCATION = "pdx-pearl"
 WORKERS = 2
@@ -340,9 +340,9 @@ def run_sqlite(clients: int, pool: int, duration: float, stock: int, stop_on_emp
 
 
 def pg_worker(url: str, clients: int, pool_size: int, duration: float, stock: int, stop_on_empty: bool, out: Any) -> None:
-    import asyncio  # noqa: PLC0415 - bench only; the engine never imports asyncio directly
+    import asyncio
 
-    import asyncpg  # noqa: PLC0415
+    import asyncpg
 
     async def main() -> dict[str, Any]:
         table = f"bench_stock_{os.getpid()}"
@@ -418,16 +418,16 @@ def pg_available(url: str) -> bool:
     recv, send = mp.Pipe(duplex=False)
 
     def probe(out: Any) -> None:
-        import asyncio  # noqa: PLC0415
+        import asyncio
 
-        import asyncpg  # noqa: PLC0415
+        import asyncpg
 
         async def go() -> bool:
             try:
                 conn = await asyncpg.connect(url, timeout=3)
                 await conn.close()
                 return True
-            except Exception:  # noqa: BLE001
+            except Exception:
                 return False
 
         out.send(asyncio.run(go()))

@@ -46,12 +46,10 @@ def encode(msg: Any, encoding: Encoding) -> bytes:
 
 def _classify(exc: msgspec.ValidationError) -> ProtocolError:
     text = str(exc)
-    if " - at `" not in text:  # the frame itself is not an object
-        return ProtocolError(
-            ErrorCode.BAD_FRAME, f"a frame must be one JSON/msgpack object: {text}"
-        )
     if "`$.type`" in text or "missing required field `type`" in text:
         return ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown or missing message type: {text}")
+    if text.startswith("Expected `object`") and " - at `" not in text:  # frame is not an object
+        return ProtocolError(ErrorCode.BAD_FRAME, f"a frame must be one JSON/msgpack object: {text}")
     return ProtocolError(ErrorCode.INVALID_ARGS, text)
 
 

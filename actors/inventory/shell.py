@@ -106,17 +106,18 @@ class SkuPoolActor(Actor):
     # --- batch ----------------------------------------------------------------------------
 
     async def handle_batch(self, batch: list[Envelope]) -> None:
+        # Optimistic idempotency: retries of recent ops are answered from memory; an op_id this
+        # actor has not seen (e.g. a retry after a restart) is caught by the journal's unique
+        # op table, which fails the append -- then we reload, look the ops up and re-decide.
+        # That keeps a journal read off the hot path of every batch.
         commands = [e for e in batch if isinstance(e.msg, CommandMsg)]
         stored: dict[str, OpRecord] = {}
-        unknown = [e.msg.op_id for e in commands if e.msg.op_id not in self.recent]
-        if unknown:
-            stored = await self.env.journal.lookup_ops(unknown)
         for attempt in range(4):
             try:
                 await self._decide_and_commit(batch, stored)
                 return
             except VersionConflict as exc:
-                log.warning("%s: %s (attempt %d): reloading", self.stream, exc, attempt + 1)
+                log.info("%s: %s (attempt %d): reloading", self.stream, exc, attempt + 1)
                 self.state = await load_pool(self.env.journal, self.sku)
                 stored = await self.env.journal.lookup_ops([e.msg.op_id for e in commands])
         for envelope in batch:

@@ -119,8 +119,11 @@ class Outbox:
             self._wake()
             return
         older = pending.delta if isinstance(pending, DeltaFrame) else pending
-        if older.epoch != frame.delta.epoch:
-            # The topic's history was reset under us; a snapshot is on its way.
+        if older.epoch == frame.delta.epoch and frame.delta.seq <= older.seq:
+            return  # a duplicate of what is already pending
+        if older.epoch != frame.delta.epoch or frame.delta.first_seq != older.seq + 1:
+            # Not contiguous (a new epoch, or a hole upstream): merging would hide the hole.
+            # Send the newer delta as it is; the client sees the gap and resumes.
             self._pending[topic] = frame
         else:
             self._pending[topic] = merge_deltas(older, frame.delta)

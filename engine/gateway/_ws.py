@@ -161,8 +161,15 @@ class Connection:
         self.conflated_seen = conflated
 
     async def guard(self) -> None:
-        """Free a writer stuck in a shielded socket write once the connection is torn down."""
+        """Close with 1001 when the engine stops; free a writer stuck in a shielded socket
+        write once the connection is torn down (for whatever reason)."""
         try:
+            # Engine.stop() sets this (no public flag yet): tell the client to go elsewhere now
+            # rather than letting hypercorn's graceful timeout cut it off without a close code.
+            await self.engine._stop.wait()
+            self.close(CLOSE_CODES["going_away"], "server shutting down: reconnect and resume")
+            if self.cancel_scope is not None:
+                self.cancel_scope.cancel()
             await trio.sleep_forever()
         finally:
             with trio.CancelScope(shield=True):

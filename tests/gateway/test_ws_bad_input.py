@@ -76,15 +76,6 @@ async def expect_reject(raw: RawWS, op_id: str, code: str) -> Reject:
 
 # --- frames that do not decode ----------------------------------------------------------
 
-# A known bug outside this area: msgspec words a missing top-level field as "Object missing
-# required field `x`" (no " - at `$...`" suffix), and protocol/codec.py `_classify` takes every
-# message without that suffix for "not an object" -> bad_frame. errors.py says a missing type is
-# unknown_type and a missing field is invalid_args. Strict: these turn red once it is fixed.
-CODEC_MISSING_FIELD = pytest.mark.xfail(
-    strict=True, reason="protocol/codec.py _classify: missing top-level field -> bad_frame"
-)
-
-
 @pytest.mark.parametrize(
     ("frame", "code"),
     [
@@ -96,12 +87,11 @@ CODEC_MISSING_FIELD = pytest.mark.xfail(
         pytest.param(
             '{"topic": "stock:x"}',
             "unknown_type",
-            id="missing-type",
-            marks=CODEC_MISSING_FIELD,
+            id="missing-type"
         ),
         pytest.param('{"type": "subscribe", "topic": 5}', "invalid_args", id="subscribe-topic-int"),
         pytest.param(
-            '{"type": "subscribe"}', "invalid_args", id="subscribe-no-topic", marks=CODEC_MISSING_FIELD
+            '{"type": "subscribe"}', "invalid_args", id="subscribe-no-topic"
         ),
         pytest.param('{"type": "ping", "nonce": "x"}', "invalid_args", id="ping-nonce-str"),
         pytest.param(

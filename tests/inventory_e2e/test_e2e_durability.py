@@ -61,6 +61,8 @@ async def test_quantities_holds_and_timers_survive_a_restart(data_dir: Path) -> 
             version_acked, truth_acked = await journal_truth(first, sku)
             stock_snapshots = stock.snapshots
         assert hold["expires_at"] > time.time(), "the restart took longer than the hold's ttl"
+        # The stopping engine told the kiosk to go away (1001) instead of just dropping it.
+        assert kiosk.close_codes[:1] == [1001]
 
         # --- second engine on the same data dir and port ----------------------------------
         async with running_engine(data_dir, port=port) as second:
