@@ -55,6 +55,8 @@ class CommandSpec(msgspec.Struct, frozen=True):
     locations: Callable[[Any], tuple[str, ...]] = lambda _args: ()
     # Optional extra validation against read models (unknown SKU/location -> not_found).
     validate: Callable[[Any], None] | None = None
+    # Routing that needs the op_id too (an order's id is derived from its create op_id).
+    route_op: Callable[[Any, str], str] | None = None
 
 
 def payload_hash(name: str, args: object) -> str:
@@ -104,7 +106,7 @@ class Dispatcher:
             check_command(claims, name, spec.locations(args))
             if spec.validate is not None:
                 spec.validate(args)
-            key = spec.route(args)
+            key = spec.route_op(args, op_id) if spec.route_op else spec.route(args)
             msg = CommandMsg(
                 op_id=op_id,
                 name=name,

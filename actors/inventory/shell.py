@@ -73,6 +73,10 @@ class InventoryEnv:
         self.locations = locations
         self.on_commit = on_commit  # journal latency observer (seconds)
         self.on_timer = on_timer  # a timer was set for due_at: wake the timer service
+        # Called after every commit with (sku, committed events): other domains follow stock
+        # facts here (orders turn StockConflict / HoldExpired into order exceptions). Must not
+        # block: a listener that needs to do I/O hands the events to its own task.
+        self.listeners: list[Callable[[str, list[Event]], None]] = []
 
 
 def stream_of(sku: str) -> str:
@@ -268,6 +272,8 @@ class SkuPoolActor(Actor):
             env.bus.publish(name, changes, epoch=epoch, from_seq=before + 1, seq=state.version)
         for location_id, changes in by_location.items():
             env.bus.publish(f"location:{location_id}", changes)
+        for listener in env.listeners:
+            listener(self.sku, events)
 
 
 def _same_payload(known: tuple[str, Outcome], msg: CommandMsg) -> Outcome:
