@@ -57,6 +57,7 @@ class Reply(msgspec.Struct):
 
 
 _reply = msgspec.json.Decoder(Reply)
+_replies = msgspec.json.Decoder(list[Reply])
 
 
 # --- omnitill generator (runs in its own process) ----------------------------------------------
@@ -99,7 +100,13 @@ def omni_worker(
         c.send_raw(hello)
 
     def on_text(c: WsConn, data: bytes) -> None:
-        msg = _reply.decode(data)
+        if data[:1] == b"[":  # a batch frame (bench/_patched_serve.py --patch batch)
+            for msg in _replies.decode(data):
+                on_msg(c, msg)
+        else:
+            on_msg(c, _reply.decode(data))
+
+    def on_msg(c: WsConn, msg: Reply) -> None:
         t = msg.type
         if t == "ack" or t == "reject":
             t0 = c.data.pop(msg.op_id, None)
@@ -460,6 +467,9 @@ def main() -> int:
     ap.add_argument("--sellout-stock", type=int, default=5000, help="units available in the sell-out runs")
     ap.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--no-pg", action="store_true")
+    ap.add_argument("--patch", default="",
+                    help="also run omnitill with bench/_patched_serve.py patches, e.g. batch+gcfreeze")
+    ap.add_argument("--only-omnitill", action="store_true", help="skip the baselines")
     ap.add_argument("--sqlite-pool", type=int, default=8,
                     help="connections serving the clients in the pooled SQLite run (also run: one per client)")
     ap.add_argument("--out", type=Path, default=RESULTS / "hot_sku.json")
@@ -490,6 +500,19 @@ def main() -> int:
         rows.append({"run": "omnitill sell-out", **r})
     finally:
         server.cleanup()
+    if args.patch:
+        server = OmnitillServer(patches=args.patch.replace("+", ","))
+        try:
+            server.start()
+            hot = server.skus(1)[0]
+            server.receive(hot, LOCATION, 1_000_000, "bench-hot-receive")
+            r = run_omnitill(server, hot, args.clients, args.depth, args.duration, None)
+            rows.append({"run": f"omnitill:{args.patch} (depth {args.depth})", **r})
+        finally:
+            server.cleanup()
+    if args.only_omnitill:
+        print_table(rows)
+        return 0
 
     print("sqlite baseline ...", file=sys.stderr)
     for pool in sorted({args.clients, args.sqlite_pool}):

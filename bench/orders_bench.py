@@ -222,6 +222,7 @@ def run(
     proc = psutil.Process(server.pid)
     cpu0 = proc.cpu_times()
     start_at = time.time() + 1.0 + clients / 500
+    print(f"phase {name}: starting", flush=True)  # a marker for profilers attaching mid-run
     per = [clients // WORKERS + (1 if i < clients % WORKERS else 0) for i in range(WORKERS)]
     budgets = (
         [None] * WORKERS

@@ -74,6 +74,7 @@ class Metrics:
         self.conflated = 0
         self.frames_out = 0
         self.frames_in = 0
+        self.frames_batched = 0  # messages that went out inside a batch frame
         self.rate_limited = 0
         self.extra: dict[str, Any] = {}
         self._last_sample: dict[str, Any] = {}
@@ -149,6 +150,7 @@ class Metrics:
             ("conflated_deltas", self.conflated),
             ("frames_out", self.frames_out),
             ("frames_in", self.frames_in),
+            ("messages_batched", self.frames_batched),
             ("rate_limited", self.rate_limited),
         ):
             lines += [f"# TYPE omnitill_{name}_total counter", f"omnitill_{name}_total {value}"]

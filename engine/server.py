@@ -95,6 +95,11 @@ class Engine:
                     raise
                 continue  # an optional domain that is not built yet
             plugin.install(self)
+        # --- cluster (scale-out) wiring: None unless config.bus is redis:// ------------------
+        # Relay (cross-node fan-out), leases and command forwarding: engine/cluster/wiring.py.
+        from .cluster import wiring as cluster_wiring
+
+        self.cluster: cluster_wiring.Cluster | None = cluster_wiring.install(self)
 
     # --- construction helpers -------------------------------------------------------------
 
@@ -113,7 +118,8 @@ class Engine:
         if config.store.startswith(("postgresql://", "postgres://")):
             from .journal.postgres import PostgresJournal
 
-            return PostgresJournal(config.store)
+            dsn, schema = _split_schema(config.store)
+            return PostgresJournal(dsn, schema=schema)
         raise ValueError(f"unknown store {config.store!r}: use sqlite, memory or postgresql://...")
 
     def _make_actor(self, key: str) -> Actor:
@@ -121,9 +127,14 @@ class Engine:
         factory = self.actor_factories.get(prefix)
         if factory is None:
             raise KeyError(f"no actor kind for key {key!r}")
-        return factory(key.split(":", 1)[1])
+        actor = factory(key.split(":", 1)[1])
+        if self.cluster is not None:  # cluster: the activation holds the key's lease
+            actor = self.cluster.ownership.wrap(key, actor)
+        return actor
 
     async def _ask(self, key: str, msg: Any, timeout: float) -> Any:
+        if self.cluster is not None:  # cluster: run on the lease holder (maybe forwarded)
+            return await self.cluster.ownership.ask(key, msg, timeout)
         return await self.registry.ask(key, msg, timeout=timeout)
 
     def install_http_routes(self, app: Any, bearer: Any, json_body: Any) -> None:
@@ -175,10 +186,13 @@ class Engine:
             pass
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        return self._ready, {
+        detail: dict[str, Any] = {
             "store": self.config.store.split("://")[0],
             "bus": self.config.bus.split("://")[0],
         }
+        if self.cluster is not None:  # degraded (Redis down) is still ready: it says so
+            detail.update(self.cluster.health())
+        return self._ready, detail
 
     def refresh_gauges(self) -> None:
         stats = self.registry.stats()
@@ -192,6 +206,10 @@ class Engine:
             for key, value in stats_fn().items():
                 if isinstance(value, int | float):
                     self.metrics.extra[f"journal_{key}"] = value
+        if self.cluster is not None:
+            for key, value in self.cluster.stats().items():
+                if isinstance(value, int | float):
+                    self.metrics.extra[f"cluster_{key}"] = value
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -224,6 +242,8 @@ class Engine:
                 "registry", self.registry.run, stop=self.registry.aclose, shutdown_timeout_s=6.0
             )
         )
+        if self.cluster is not None:  # after the registry (it forwards into it), before timers
+            sup.add_child(ChildSpec("cluster", self.cluster.run, shutdown_timeout_s=3.0))
         sup.add_child(ChildSpec("timers", self.timers.run, shutdown_timeout_s=1.0))
         if with_sampler:
             sup.add_child(ChildSpec("ops-sampler", self._ops_sampler, shutdown_timeout_s=1.0))
@@ -296,6 +316,19 @@ class Engine:
         finally:
             with trio.CancelScope(shield=True):
                 await self.journal.close()
+
+
+def _split_schema(url: str) -> tuple[str, str]:
+    """`postgresql://...?schema=name` -> (the DSN without `schema`, "name"); default "public".
+
+    Lets several nodes (and tests) share one fresh schema through the store URL alone."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), "public")
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
 
 
 def _port_of(binds: Any, default: int) -> int:

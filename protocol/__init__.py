@@ -1,6 +1,16 @@
 """omnitill wire contract: messages, codecs, topics, commands and error codes. Pure, no I/O."""
 
-from .codec import decode_args, decode_client, decode_server, encode, encode_json, encode_msgpack
+from .codec import (
+    decode_args,
+    decode_client,
+    decode_client_frame,
+    decode_server,
+    decode_server_frame,
+    encode,
+    encode_json,
+    encode_msgpack,
+    join_frames,
+)
 from .commands import COMMAND_ARGS, MAX_QTY
 from .errors import CLOSE_CODES, ErrorCode, ProtocolError
 from .messages import (
@@ -66,9 +76,12 @@ __all__ = [
     "Welcome",
     "decode_args",
     "decode_client",
+    "decode_client_frame",
     "decode_server",
+    "decode_server_frame",
     "encode",
     "encode_json",
     "encode_msgpack",
+    "join_frames",
     "parse_topic",
 ]

@@ -53,6 +53,9 @@ class Hello(msgspec.Struct, tag="hello", tag_field="type", frozen=True):
     token: str
     client: ClientKind = "sdk"
     encoding: Encoding = "json"
+    # Opt in to batched frames: the server may then put several messages in one frame as a
+    # JSON array (or msgpack array), which cuts per-frame cost when many deltas are due.
+    batch: bool = False
 
 
 class Subscribe(msgspec.Struct, tag="subscribe", tag_field="type", frozen=True):

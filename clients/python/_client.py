@@ -40,7 +40,7 @@ from protocol import (
     Subscribe,
     Unsubscribe,
     Welcome,
-    decode_server,
+    decode_server_frame,
     encode,
 )
 from protocol.messages import ClientKind, Encoding
@@ -91,6 +91,7 @@ class Client:
         encoding: Encoding = "json",
         backoff_base_s: float = 0.05,
         backoff_max_s: float = 5.0,
+        batch: bool = True,
     ) -> None:
         self.url = url
         self.token = token
@@ -98,6 +99,7 @@ class Client:
         self.encoding: Encoding = encoding
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        self.batch = batch
         self.views: dict[str, TopicView] = {}
         self.welcome: Welcome | None = None
         self.errors: list[Error] = []
@@ -236,16 +238,19 @@ class Client:
     async def _handshake(self, ws: WebSocketConnection) -> None:
         await ws.send_message(
             encode(Hello(protocol=PROTOCOL_VERSION, token=self.token, client=self.kind,
-                         encoding=self.encoding), "json").decode()
+                         encoding=self.encoding, batch=self.batch), "json").decode()
         )
-        while True:
-            msg = decode_server(await ws.get_message())
-            if isinstance(msg, Welcome):
-                self.welcome = msg
-                break
-            if isinstance(msg, Error):
-                self._record_error(msg)
-                raise ServerError(msg.code, msg.message)
+        welcomed = False
+        while not welcomed:
+            for msg in decode_server_frame(await ws.get_message()):
+                if isinstance(msg, Welcome):
+                    self.welcome = msg
+                    welcomed = True
+                elif isinstance(msg, Error):
+                    self._record_error(msg)
+                    raise ServerError(msg.code, msg.message)
+                elif welcomed:
+                    self._dispatch(msg)
         # Resume every topic and resend unanswered commands on the new connection.
         for view in list(self.views.values()):
             await self._send_subscribe(view)
@@ -264,7 +269,8 @@ class Client:
 
     async def _read_loop(self, ws: WebSocketConnection) -> None:
         while True:
-            self._dispatch(decode_server(await ws.get_message()))
+            for msg in decode_server_frame(await ws.get_message()):
+                self._dispatch(msg)
 
     def _dispatch(self, msg: Any) -> None:
         if isinstance(msg, Delta):

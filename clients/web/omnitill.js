@@ -277,13 +277,14 @@ class Connection {
     this.ws = ws;
     this.welcome = null;
     ws.onopen = () => {
-      ws.send(JSON.stringify({ type: "hello", protocol: PROTOCOL, token, client: this.client, encoding: "json" }));
+      ws.send(JSON.stringify({ type: "hello", protocol: PROTOCOL, token, client: this.client, encoding: "json", batch: true }));
     };
     ws.onmessage = (ev) => {
       if (ws !== this.ws || typeof ev.data !== "string") return;
       let m;
       try { m = JSON.parse(ev.data); } catch { return; }
-      this.dispatch(m);
+      // With `batch: true` the server may send several messages in one frame (an array).
+      if (Array.isArray(m)) { for (const one of m) this.dispatch(one); } else this.dispatch(m);
     };
     ws.onclose = (ev) => {
       if (ws !== this.ws) return;

@@ -54,7 +54,8 @@ from protocol import (
     Subscribe,
     Unsubscribe,
     Welcome,
-    decode_client,
+    decode_client_frame,
+    join_frames,
     parse_topic,
 )
 
@@ -116,6 +117,7 @@ class Connection:
         self.bucket = TokenBucket(cfg.commands_per_s, cfg.command_burst)
         self.inflight = trio.Semaphore(MAX_INFLIGHT_COMMANDS)
         self.bad_frames = 0
+        self.batch = False  # the client accepts several messages per frame (hello.batch)
         self.last_progress = time.monotonic()
         self.sending = False  # the writer is inside hypercorn's `send` (which may block)
         self.writer_done = trio.Event()
@@ -142,6 +144,10 @@ class Connection:
                     return
                 self.count_conflated()
                 frames = outbox.drain()
+                if self.batch and len(frames) > 1:
+                    # One socket write and one WebSocket frame for everything that is due.
+                    metrics.frames_batched += len(frames)
+                    frames = [join_frames(frames, outbox.encoding)]
                 text = outbox.encoding == "json"
                 self.sending = True
                 for frame in frames:
@@ -225,20 +231,19 @@ class Connection:
             if len(data) > max_bytes:
                 self.error(ErrorCode.TOO_LARGE, f"frame of {len(data)} bytes is over the {max_bytes}-byte limit")
                 continue
-            try:
-                msg = decode_client(data, self.outbox.encoding)
-            except ProtocolError as exc:
-                self.bad_frames += 1
-                self.error(exc.code, exc.message)
-                if self.bad_frames > BAD_FRAME_LIMIT:
-                    self.close(CLOSE_CODES["protocol_violation"], "too many bad frames")
-                continue
-            self.bad_frames = 0
-            try:
-                await self.handle(msg, nursery)
-            except ProtocolError as exc:
-                topic = getattr(msg, "topic", None)
-                self.error(exc.code, exc.message, topic)
+            for msg in decode_client_frame(data, self.outbox.encoding, allow_batch=self.batch):
+                if isinstance(msg, ProtocolError):
+                    self.bad_frames += 1
+                    self.error(msg.code, msg.message)
+                    if self.bad_frames > BAD_FRAME_LIMIT:
+                        self.close(CLOSE_CODES["protocol_violation"], "too many bad frames")
+                    continue
+                self.bad_frames = 0
+                try:
+                    await self.handle(msg, nursery)
+                except ProtocolError as exc:
+                    topic = getattr(msg, "topic", None)
+                    self.error(exc.code, exc.message, topic)
 
     async def handle(self, msg: Any, nursery: trio.Nursery) -> None:
         if isinstance(msg, Ping):
@@ -286,6 +291,7 @@ class Connection:
         if first:
             self.kind = msg.client
             self.outbox.encoding = msg.encoding
+            self.batch = msg.batch
             self.engine.metrics.connections[self.kind] += 1
         self.outbox.send(
             Welcome(

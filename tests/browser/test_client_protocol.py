@@ -140,7 +140,7 @@ def test_gap_rule_duplicates_conflation_and_resume(page: Page) -> None:
       return out;
     """)
     assert r["hello"] == {"type": "hello", "protocol": 1, "token": "t", "client": "register",
-                          "encoding": "json"}
+                          "encoding": "json", "batch": True}
     assert r["sub"] == {"type": "subscribe", "topic": "stock:A"}
     assert r["staleBeforeSnapshot"] is True
     assert r["afterSnapshot"] == {"L1": 3, "L2": 7, "stale": False}
