@@ -75,6 +75,9 @@ class Dispatcher:
         self._metrics = metrics
         self._timeout = timeout_s
         self._specs: dict[str, CommandSpec] = {}
+        # Cluster: when an id-only command's route is not found (a hold placed through another
+        # node moments ago), wait for this node's read models to catch up, then route again.
+        self.on_route_miss: Callable[[], Awaitable[None]] | None = None
 
     def register(self, spec: CommandSpec) -> None:
         self._specs[spec.name] = spec
@@ -106,7 +109,13 @@ class Dispatcher:
             check_command(claims, name, spec.locations(args))
             if spec.validate is not None:
                 spec.validate(args)
-            key = spec.route_op(args, op_id) if spec.route_op else spec.route(args)
+            try:
+                key = spec.route_op(args, op_id) if spec.route_op else spec.route(args)
+            except ProtocolError as exc:
+                if exc.code != ErrorCode.NOT_FOUND or self.on_route_miss is None:
+                    raise
+                await self.on_route_miss()
+                key = spec.route_op(args, op_id) if spec.route_op else spec.route(args)
             msg = CommandMsg(
                 op_id=op_id,
                 name=name,

@@ -59,7 +59,23 @@ class OpsSource:
         pass
 
 
+class _TimerTarget:
+    """What the timer service delivers to: the registry, or the cluster's owner check."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def tell(self, key: str, msg: Any, *, timeout: float | None = None) -> None:
+        cluster = self.engine.cluster
+        if cluster is not None and cluster.ownership is not None:
+            await cluster.ownership.tell_timer(key, msg, timeout=timeout)
+        else:
+            await self.engine.registry.tell(key, msg, timeout=timeout)
+
+
 class Engine:
+    cluster: Any = None  # set at the end of __init__ (engine/cluster/wiring.py)
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.metrics = Metrics()
@@ -68,7 +84,8 @@ class Engine:
         self.registry = Registry(
             self._make_actor, idle_timeout_s=config.idle_actor_s, mailbox_size=1024, max_batch=512
         )
-        self.timers = TimerService(self.journal, self.registry)
+        # Through _TimerTarget: in a cluster only the owner of a key delivers its timers.
+        self.timers = TimerService(self.journal, _TimerTarget(self))  # type: ignore[arg-type]
         self.signer = TokenSigner(load_or_create_secret(config.data_dir))
         self.dispatcher = Dispatcher(self._ask, self.metrics, timeout_s=config.ask_timeout_s)
         self.sources = TopicSources()
@@ -99,7 +116,7 @@ class Engine:
         # Relay (cross-node fan-out), leases and command forwarding: engine/cluster/wiring.py.
         from .cluster import wiring as cluster_wiring
 
-        self.cluster: cluster_wiring.Cluster | None = cluster_wiring.install(self)
+        self.cluster = cluster_wiring.install(self)
 
     # --- construction helpers -------------------------------------------------------------
 
@@ -128,12 +145,13 @@ class Engine:
         if factory is None:
             raise KeyError(f"no actor kind for key {key!r}")
         actor = factory(key.split(":", 1)[1])
-        if self.cluster is not None:  # cluster: the activation holds the key's lease
-            actor = self.cluster.ownership.wrap(key, actor)
+        if self.cluster is not None and self.cluster.ownership is not None:
+            actor = self.cluster.ownership.wrap(key, actor)  # the activation holds the lease
         return actor
 
     async def _ask(self, key: str, msg: Any, timeout: float) -> Any:
-        if self.cluster is not None:  # cluster: run on the lease holder (maybe forwarded)
+        if self.cluster is not None and self.cluster.ownership is not None:
+            # Cluster: run on the lease holder of `key`, forwarded there if need be.
             return await self.cluster.ownership.ask(key, msg, timeout)
         return await self.registry.ask(key, msg, timeout=timeout)
 
@@ -213,11 +231,16 @@ class Engine:
 
     # --- lifecycle ------------------------------------------------------------------------
 
+    @property
+    def stopping(self) -> trio.Event:
+        """Set when shutdown begins: connections close with 1001 so clients resume elsewhere."""
+        return self._stop
+
     def stop(self) -> None:
         self._stop.set()
 
     async def _sweeper(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        from .gateway._ws import sweep_connections  # noqa: PLC0415
+        from .gateway._ws import sweep_connections
 
         task_status.started()
         await sweep_connections(self)

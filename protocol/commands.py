@@ -93,6 +93,13 @@ class HoldPlaceArgs(_Args, frozen=True):
     qty: Qty
     ttl_s: Ttl = 2 * 3600
     customer_ref: Text = ""
+    # "pickup": the customer collects it here, so the location must offer pickup.
+    # "ship": an allocation for an order shipped from here (any location with stock, the DC
+    # included); it is never collected, so it is ready at once.
+    purpose: Literal["pickup", "ship"] = "pickup"
+    # Commit the new hold to this order in the same step (no expiry, no second round trip):
+    # the hold is placed and committed atomically, or nothing happens.
+    commit_order_id: Id | None = None
 
 
 class HoldRefArgs(_Args, frozen=True):

@@ -26,6 +26,7 @@ from .domain import (
     hold_id_from_timer,
     initial,
     timer_changes,
+    uncovered,
 )
 from .events import (
     Adjusted,

@@ -118,6 +118,7 @@ __all__ = [
     "hold_id_from_timer",
     "initial",
     "timer_changes",
+    "uncovered",
 ]
 
 CLOSED_KEEP = 1000
@@ -428,7 +429,14 @@ def expire_due(state: SkuPool, hold_id: str, now: float) -> list[Event]:
     hold = state.holds.get(hold_id)
     if hold is None or now < hold.expires_at:
         return []
-    return [HoldExpired(hold_id=hold_id, location_id=hold.location_id, qty=hold.qty)]
+    return [
+        HoldExpired(
+            hold_id=hold_id,
+            location_id=hold.location_id,
+            qty=hold.qty,
+            customer_ref=hold.customer_ref,
+        )
+    ]
 
 
 # --- decide helpers ---------------------------------------------------------------------
@@ -524,6 +532,18 @@ def _conflict(state: SkuPool, location_id: str, after: Balance, cause: str) -> S
         uncovered_order_ids=orders,
         uncovered_transfer_ids=transfers,
     )
+
+
+def uncovered(state: SkuPool, location_id: str) -> tuple[list[str], list[str]]:
+    """(hold ids, order ids) at `location_id` that sellable stock no longer covers, now.
+
+    The same answer a StockConflict gave when the shortfall appeared (for a reader that may
+    have missed that event)."""
+    bal = _balance(state, location_id)
+    if bal.shortfall == 0:
+        return [], []
+    c = _conflict(state, location_id, bal, "")
+    return list(c.uncovered_hold_ids), list(c.uncovered_order_ids)
 
 
 def _fact(
@@ -704,11 +724,12 @@ def _place_hold(state: SkuPool, a: HoldPlaceArgs, ctx: Ctx) -> Decision:
     if rej:
         return rej
     info = ctx.locations[a.location_id]
-    if not info.pickup_enabled:
+    if a.purpose == "pickup" and not info.pickup_enabled:
         return _reject(
             ErrorCode.CONFLICT,
             f"location {a.location_id!r} does not offer pickup",
             location_id=a.location_id,
+            purpose=a.purpose,
         )
     available = _balance(state, a.location_id).available
     if a.qty > available:
@@ -728,10 +749,10 @@ def _place_hold(state: SkuPool, a: HoldPlaceArgs, ctx: Ctx) -> Decision:
         qty=a.qty,
         expires_at=ctx.now + a.ttl_s,
         placed_at=ctx.now,
-        ready_at=ctx.now + info.pickup_lead_s,
+        ready_at=ctx.now + (info.pickup_lead_s if a.purpose == "pickup" else 0),
         customer_ref=a.customer_ref,
     )
-    return [ev], {
+    result: dict[str, Any] = {
         "hold_id": hold_id,
         "sku": state.sku,
         "location_id": a.location_id,
@@ -740,6 +761,14 @@ def _place_hold(state: SkuPool, a: HoldPlaceArgs, ctx: Ctx) -> Decision:
         "ready_at": ev.ready_at,
         "available": available - a.qty,
     }
+    if a.commit_order_id is None:
+        return [ev], result
+    # Place-and-commit: the same two facts as hold.place then hold.commit, in one decision.
+    committed = HoldCommitted(
+        hold_id=hold_id, location_id=a.location_id, qty=a.qty, order_id=a.commit_order_id
+    )
+    result.update(order_id=a.commit_order_id, state="committed")
+    return [ev, committed], result
 
 
 def _live_hold(state: SkuPool, hold_id: str, now: float, *, overdue_ok: bool) -> Hold | Rejection:

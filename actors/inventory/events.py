@@ -123,6 +123,7 @@ class HoldExpired(_Event, frozen=True):
     hold_id: str
     location_id: str
     qty: int
+    customer_ref: str = ""  # whose hold it was (the hold itself is gone once this applies)
 
 
 class HoldCommitted(_Event, frozen=True):

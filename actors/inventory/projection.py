@@ -46,6 +46,10 @@ class InventoryViews:
                 balances.pop(loc, None)
             else:
                 balances[loc] = value
+        self.apply_locations(sku, location_changes)
+
+    def apply_locations(self, sku: str, location_changes: dict[str, dict[str, Any]]) -> None:
+        """Only the `location:*` part of `apply` (a follower of another node's writes)."""
         for loc, changes in location_changes.items():
             view = self.locations.setdefault(loc, {})
             for key, value in changes.items():
@@ -55,6 +59,18 @@ class InventoryViews:
                     view[key] = value
                     if key.startswith("hold:"):
                         self.refs[key[5:]] = sku
+
+    def pool_location_keys(self, sku: str) -> dict[str, list[str]]:
+        """Per location, the keys of `location:{id}` that belong to `sku`'s pool."""
+        sku_key = f"sku:{sku}"
+        out: dict[str, list[str]] = {}
+        for loc, view in self.locations.items():
+            keys = [k for k, v in view.items()
+                    if k == sku_key or (k.startswith("hold:") and isinstance(v, dict)
+                                        and v.get("sku") == sku)]
+            if keys:
+                out[loc] = keys
+        return out
 
     def remember_ref(self, ref_id: str, sku: str, locations: tuple[str, ...] = ()) -> None:
         self.refs[ref_id] = sku

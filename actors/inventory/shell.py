@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from .projection import InventoryViews, NearViews
 
-__all__ = ["InventoryEnv", "SkuPoolActor", "StockQuery"]
+__all__ = ["InventoryEnv", "PromiseQuery", "PromiseReport", "SkuPoolActor", "StockQuery"]
 
 log = logging.getLogger("omnitill.inventory")
 
@@ -51,6 +51,34 @@ _outcome_dec = msgspec.msgpack.Decoder(Outcome)
 
 class StockQuery(msgspec.Struct, frozen=True):
     """Ask the actor for its state (read-your-writes consistent)."""
+
+
+class PromiseQuery(msgspec.Struct, frozen=True):
+    """How do these promises stand now? For a reader that may have missed a HoldExpired or
+    StockConflict notice (an order reconciling its allocations when it starts)."""
+
+    hold_ids: tuple[str, ...] = ()
+    location_ids: tuple[str, ...] = ()
+
+
+class PromiseReport(msgspec.Struct, frozen=True):
+    version: int
+    # hold id -> "active", or its final state ("expired", "released", "committed", ...),
+    # or "" when the pool no longer remembers it
+    holds: dict[str, str]
+    uncovered_holds: dict[str, list[str]]  # location id -> hold ids without sellable cover
+    uncovered_orders: dict[str, list[str]]  # location id -> order ids without sellable cover
+
+
+def promise_report(state: domain.SkuPool, q: PromiseQuery) -> PromiseReport:
+    holds = {
+        h: "active" if h in state.holds else state.closed_holds.get(h, "") for h in q.hold_ids
+    }
+    uncovered_holds: dict[str, list[str]] = {}
+    uncovered_orders: dict[str, list[str]] = {}
+    for loc in q.location_ids:
+        uncovered_holds[loc], uncovered_orders[loc] = domain.uncovered(state, loc)
+    return PromiseReport(state.version, holds, uncovered_holds, uncovered_orders)
 
 
 class InventoryEnv:
@@ -193,19 +221,25 @@ class SkuPoolActor(Actor):
             else:
                 answers.append((envelope, msg))  # queries are answered after the commit
 
-        timers_set: list[Timer] = []
+        # Net timer changes of the batch: the journal clears before it sets, so a timer set
+        # and cleared within one batch (a hold placed and committed at once) is only cleared.
+        to_set_by_id: dict[str, float] = {}
         for event in events:
             to_set, to_clear = domain.timer_changes(event)
             for timer_id, due_at in to_set:
-                timers_set.append(
-                    Timer(
-                        timer_id=timer_id,
-                        actor_key=f"sku:{self.sku}",
-                        due_at=due_at,
-                        payload=timer_id.encode(),
-                    )
-                )
-            timers_cleared.extend(to_clear)
+                to_set_by_id[timer_id] = due_at
+            for timer_id in to_clear:
+                to_set_by_id.pop(timer_id, None)
+                timers_cleared.append(timer_id)
+        timers_set = [
+            Timer(
+                timer_id=timer_id,
+                actor_key=f"sku:{self.sku}",
+                due_at=due_at,
+                payload=timer_id.encode(),
+            )
+            for timer_id, due_at in to_set_by_id.items()
+        ]
 
         if events or ops or timers_cleared:
             append = Batch(
@@ -248,6 +282,8 @@ class SkuPoolActor(Actor):
         for envelope, answer in answers:
             if isinstance(answer, StockQuery):
                 envelope.respond((state.version, views.stock_view(state)))
+            elif isinstance(answer, PromiseQuery):
+                envelope.respond(promise_report(state, answer))
             else:
                 envelope.respond(answer)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -17,13 +17,14 @@ from actors.catalog import Catalog, build_demo, demo_events, resolve_near
 from actors.catalog.model import CatalogEvent, Location, decode_catalog_event, encode_catalog_event
 from engine.auth import Claims
 from engine.commands import CommandSpec
-from engine.journal.base import Batch
-from protocol import ErrorCode, ProtocolError
+from engine.journal.base import Batch, JournalError
+from protocol import Delta, ErrorCode, ProtocolError
 from protocol.topics import LocationTopic, NearTopic, StockTopic, Topic
 
 from . import domain, views
+from .events import Event, HoldPlaced, TransferCreated, decode_event
 from .projection import InventoryViews, NearViews
-from .shell import InventoryEnv, SkuPoolActor, load_pool
+from .shell import InventoryEnv, SkuPoolActor, load_pool, stream_of
 
 if TYPE_CHECKING:
     from engine.server import Engine
@@ -66,6 +67,14 @@ class InventoryWiring:
             on_commit=engine.metrics.journal_latency.observe,
             on_timer=engine.timers.notify,
         )
+        # Cluster (engine/cluster/wiring.py turns `following` on): writes made on other nodes
+        # reach these read models as relayed stock deltas plus a journal-reading follower.
+        self.following = False
+        self.publish_quiet: Callable[..., Any] = engine.bus.publish  # a publish not relayed
+        self._followed: dict[str, domain.SkuPool] = {}  # sku -> pool as of the last catch-up
+        self._dirty: set[str] = set()
+        self._dirty_wake = trio.Event()
+        self._follow_lock = trio.Lock()
 
     # --- catalog ------------------------------------------------------------------------
 
@@ -182,6 +191,8 @@ class InventoryWiring:
         return len(streams)
 
     def restore_pool(self, state: domain.SkuPool) -> None:
+        if self.following:
+            self._followed[state.sku] = state
         by_location = {loc: views.location_view(state, loc) for loc in state.balances}
         self.views.apply(state.sku, state.version, views.stock_view(state), by_location)
         for hold_id, hold in state.holds.items():
@@ -207,6 +218,136 @@ class InventoryWiring:
         await self.seed_demo_if_needed()
         n = await self.rebuild_views()
         log.info("inventory read models: %d SKU pools, %d locations", n, len(self.catalog.locations()))
+
+    # --- cluster: writes made through other nodes ------------------------------------------
+    #
+    # The owner of a SKU publishes `stock:{sku}`; the relay republishes it here at the same
+    # (epoch, seq) and calls `on_remote`, which updates the stock read model and this node's
+    # `near:` topics at once (no checkpoint between, so snapshots never race). `location:`
+    # views and the hold/transfer id routes need the events themselves: the follower task reads
+    # them from the journal (coalesced per SKU) and projects them exactly as the owner does.
+
+    def on_remote(self, delta: Delta) -> None:
+        sku = delta.topic[len("stock:") :]
+        self.views.apply(sku, delta.seq, delta.changes, {})
+        for name, changes in self.near.changes_for(sku):
+            self.engine.bus.publish(
+                name, changes, epoch=delta.epoch, from_seq=delta.from_seq, seq=delta.seq
+            )
+        self._dirty.add(sku)
+        self._dirty_wake.set()
+
+    async def follow_remote(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        while True:
+            await self._dirty_wake.wait()
+            await trio.sleep(0.005)  # a burst of deltas -> one journal read per SKU
+            async with self._follow_lock:
+                await self._catch_up()
+
+    async def wait_remote_refs(self) -> None:
+        """A hold/transfer id was not found: catch up with what other nodes wrote."""
+        async with self._follow_lock:
+            caught = await self._catch_up()
+        if not caught:  # the delta may still be on its way through Redis
+            await trio.sleep(0.05)
+            async with self._follow_lock:
+                await self._catch_up()
+
+    async def _catch_up(self) -> int:
+        self._dirty_wake = trio.Event()
+        dirty, self._dirty = self._dirty, set()
+        for sku in dirty:
+            try:
+                await self._follow(sku)
+            except JournalError as exc:
+                log.warning("follower: %s not caught up (%r); retrying", sku, exc)
+                self._followed.pop(sku, None)
+                self._dirty.add(sku)
+                self._dirty_wake.set()
+        return len(dirty)
+
+    async def _follow(self, sku: str) -> None:
+        journal = self.engine.journal
+        state = self._followed.pop(sku, None)  # back only once fully caught up
+        if state is None:
+            state = await load_pool(journal, sku)
+            self._replace_locations(state)
+            self._followed[sku] = state
+            return
+        events: list[Event] = []
+        while True:
+            stored = await journal.read(stream_of(sku), state.version + 1, 2000)
+            if not stored:
+                break
+            for item in stored:
+                event = decode_event(item.data)
+                state = domain.evolve(state, event)
+                events.append(event)
+        self._followed[sku] = state
+        if events:
+            self._project_locations(state, views.location_changes(state, events), events)
+
+    def _project_locations(
+        self, state: domain.SkuPool, by_location: dict[str, dict[str, Any]], events: list[Event]
+    ) -> None:
+        for event in events:
+            if isinstance(event, HoldPlaced):
+                self.views.remember_ref(event.hold_id, state.sku, (event.location_id,))
+            elif isinstance(event, TransferCreated):
+                self.views.remember_ref(
+                    event.transfer_id, state.sku, (event.from_location, event.to_location)
+                )
+        self.views.apply_locations(state.sku, by_location)
+        for location_id, changes in by_location.items():
+            self.engine.bus.publish(f"location:{location_id}", changes)
+
+    def _replace_locations(self, state: domain.SkuPool) -> None:
+        """Make this pool's share of every `location:` view equal `state` (and publish it)."""
+        old = self.views.pool_location_keys(state.sku)
+        new = {loc: views.location_view(state, loc) for loc in state.balances}
+        by_location: dict[str, dict[str, Any]] = {}
+        for loc in set(old) | set(new):
+            fresh = new.get(loc, {})
+            current = self.views.locations.get(loc, {})
+            changes: dict[str, Any] = {k: v for k, v in fresh.items() if current.get(k) != v}
+            changes.update({k: None for k in old.get(loc, ()) if k not in fresh})
+            if changes:
+                by_location[loc] = changes
+        for hold_id, hold in state.holds.items():
+            self.views.remember_ref(hold_id, state.sku, (hold.location_id,))
+        for transfer_id, t in state.transfers.items():
+            self.views.remember_ref(transfer_id, state.sku, (t.from_location, t.to_location))
+        for ref in (*state.closed_holds, *state.closed_transfers):
+            self.views.remember_ref(ref, state.sku)
+        self._project_locations(state, by_location, [])
+
+    async def resync_stock(self, sku: str) -> None:
+        """The position check found `stock:{sku}` behind (a lost delta): rebuild it from the
+        journal and publish the difference as one delta, so subscribers just apply it."""
+        async with self._follow_lock:
+            self._dirty.discard(sku)
+            state = await load_pool(self.engine.journal, sku)
+            self._replace_locations(state)
+            self._followed[sku] = state
+            name = f"stock:{sku}"
+            epoch = self.engine.journal.epoch
+            pos = self.engine.bus.position(name)
+            if pos.epoch == epoch and pos.seq >= state.version:
+                return
+            current = self.views.stock.get(sku, {})
+            fresh = views.stock_view(state)
+            changes: dict[str, Any] = {loc: None for loc in current if loc not in fresh}
+            changes.update(fresh)  # values are absolute: the whole pool is a valid delta
+            from_seq = pos.seq + 1 if pos.epoch == epoch else None
+            self.views.apply(sku, state.version, changes, {})
+            self.publish_quiet(name, changes, epoch=epoch, seq=state.version, from_seq=from_seq)
+            for near_name, near_changes in self.near.changes_for(sku):
+                self.engine.bus.publish(
+                    near_name, near_changes, epoch=epoch, seq=state.version, from_seq=from_seq
+                )
 
     # --- commands -----------------------------------------------------------------------
 
@@ -235,6 +376,11 @@ class InventoryWiring:
             return found
         ref = getattr(args, "hold_id", None) or getattr(args, "transfer_id", None)
         return self.views.ref_locations.get(ref, ()) if ref else ()
+
+    def transfer_source(self, args: Any) -> tuple[str, ...]:
+        """transfer.create is acted on by the sending store: a manager scoped to a store may
+        send stock from it to anywhere (the receiver acts on its own end later)."""
+        return (args.from_location,)
 
     def transfer_end(self, end: int, args: Any) -> tuple[str, ...]:
         """The one end of a transfer that acts on it: the sender ships and cancels (0), the
@@ -318,6 +464,8 @@ def install(engine: Engine) -> InventoryWiring:
     for name, args_type in domain.INVENTORY_COMMAND_ARGS.items():
         end = _TRANSFER_END.get(name)
         locations = w.ref_locations if end is None else partial(w.transfer_end, end)
+        if name == "transfer.create":
+            locations = w.transfer_source
         engine.dispatcher.register(
             CommandSpec(name=name, args_type=args_type, route=w.route,
                         locations=locations, validate=w.validate)

@@ -463,7 +463,14 @@ def _release_steps(state: Order, allocs: list[Alloc], tag: str) -> list[Step]:
     return steps
 
 
-def _place_steps(state: Order, plans: list[AllocPlan], tag: str, ttl_s: int) -> list[Step]:
+def _place_steps(
+    state: Order, plans: list[AllocPlan], tag: str, ttl_s: int, fulfilment: str
+) -> list[Step]:
+    """Pickup: a hold the customer collects. Ship: a ship allocation placed and committed to
+    the order in one step (any location with stock; nothing to expire, no second round)."""
+    extra: dict[str, Any] = (
+        {"purpose": "ship", "commit_order_id": state.order_id} if fulfilment == "ship" else {}
+    )
     return [
         Step(
             p.sku,
@@ -475,6 +482,7 @@ def _place_steps(state: Order, plans: list[AllocPlan], tag: str, ttl_s: int) -> 
                 "qty": p.qty,
                 "ttl_s": ttl_s,
                 "customer_ref": f"order:{state.order_id}",
+                **extra,
             },
             p.alloc_no,
             p.qty,
@@ -631,7 +639,7 @@ def _create(state: Order, a: OrderCreateArgs, ctx: Ctx) -> Decision:
         hold_ttl_s=a.hold_ttl_s,
     )
     ttl = a.hold_ttl_s if fulfilment == "pickup" else SHIP_HOLD_TTL_S
-    steps = _place_steps(state, allocs, "c", ttl)
+    steps = _place_steps(state, allocs, "c", ttl, fulfilment)
     return Decision(events=[placed, _saga(ctx, "order.create", "create", steps, allocs=allocs)])
 
 
@@ -938,7 +946,7 @@ def _start_reroute(
     if plans is None:
         return None
     ttl = state.hold_ttl_s if state.fulfilment == "pickup" else SHIP_HOLD_TTL_S
-    steps = _place_steps(state, plans, f"rr{_opk(ctx.op_id)}", max(ttl, 10))
+    steps = _place_steps(state, plans, f"rr{_opk(ctx.op_id)}", max(ttl, 10), state.fulfilment)
     return _saga(
         ctx,
         command,
@@ -985,7 +993,7 @@ def _flag(state: Order, a: FlagArgs, ctx: Ctx) -> Decision:
             plans = _reroute_plan(state, target, ctx, exclude_current=False)
             if plans is not None:
                 steps = _place_steps(
-                    state, plans, f"rr{_opk(ctx.op_id)}", max(state.hold_ttl_s, 10)
+                    state, plans, f"rr{_opk(ctx.op_id)}", max(state.hold_ttl_s, 10), "pickup"
                 )
                 events.append(
                     _saga(
@@ -1133,19 +1141,28 @@ def advance(state: Order, results: list[StepResult], ctx: Ctx) -> Decision:
         holds = {str(s.alloc_no): r.result["hold_id"] for s, r in pairs if r.ok}
         if holds:
             events.append(HoldsPlaced(holds))
+        # Ship allocations come back committed already (place-and-commit in one step).
+        committed_now = [s.alloc_no for s, r in pairs if r.ok and r.result.get("state") == "committed"]
+        if committed_now:
+            events.append(AllocsCommitted(committed_now))
         failed = [(s, r) for s, r in pairs if not r.ok]
         if failed:
-            placed = [(s.alloc_no, s.sku, holds[str(s.alloc_no)]) for s, r in pairs if r.ok]
-            steps = [
-                Step(
-                    sku,
-                    f"{state.order_id}:{p.kind}{_opk(p.op_id)}:a{n}:release",
-                    "hold.release",
-                    {"hold_id": h},
-                    n,
-                )
-                for n, sku, h in placed
-            ]
+            steps = []
+            for s, r in pairs:
+                if not r.ok:
+                    continue
+                op = f"{state.order_id}:{p.kind}{_opk(p.op_id)}:a{s.alloc_no}:release"
+                if s.alloc_no in committed_now:
+                    args = {
+                        "sku": s.sku,
+                        "location_id": s.args["location_id"],
+                        "order_id": state.order_id,
+                        "qty": s.qty,
+                    }
+                    steps.append(Step(s.sku, op, "stock.uncommit", args, s.alloc_no, s.qty))
+                else:
+                    h = holds[str(s.alloc_no)]
+                    steps.append(Step(s.sku, op, "hold.release", {"hold_id": h}, s.alloc_no))
             first = failed[0][1]
             skus = sorted({s.sku for s, _r in pairs})
             reject = {
@@ -1169,12 +1186,15 @@ def advance(state: Order, results: list[StepResult], ctx: Ctx) -> Decision:
                 events.append(_next_saga(p, "compensate", steps, data=data))
                 return Decision(events=events)
             return _compensated(state, p, events, data, now)
-        if state.fulfilment == "ship":
-            commits = _commit_steps(
-                state,
-                [(s.alloc_no, s.sku, holds[str(s.alloc_no)]) for s, _r in pairs],
-                f"{p.kind}{_opk(p.op_id)}",
-            )
+        to_commit = [
+            (s.alloc_no, s.sku, holds[str(s.alloc_no)])
+            for s, _r in pairs
+            if s.alloc_no not in committed_now
+        ]
+        if state.fulfilment == "ship" and to_commit:
+            # Holds placed without commit_order_id (a saga journaled before place-and-commit
+            # existed): commit them in a second round, as then.
+            commits = _commit_steps(state, to_commit, f"{p.kind}{_opk(p.op_id)}")
             events.append(_next_saga(p, "commit", commits))
             return Decision(events=events)
         return _placed(state, p, events, now)

@@ -1,4 +1,4 @@
-"""The order actor: the effectful shell around the pure order domain, and the create intake.
+"""The order actor: the effectful shell around the pure order domain.
 
 Theory of operation
 -------------------
@@ -21,9 +21,6 @@ compensate). A client retrying the same op_id meanwhile simply waits for that en
 If a step cannot be delivered (pool overloaded, timeout) after a few tries, the saga stays
 pending, the asker gets `unavailable` (retry with the same op_id) and the timer retries.
 
-`IntakeActor` exists because the dispatcher routes by args, while an order's id is derived
-from the create op_id: `order-intake:{n}` actors forward each create to `order:{id}`,
-concurrently within a batch.
 """
 
 from __future__ import annotations
@@ -58,7 +55,7 @@ if TYPE_CHECKING:
     from engine.journal.base import Journal
     from engine.runtime import Registry
 
-__all__ = ["IntakeActor", "OrderActor", "OrderEnv", "OrderQuery", "load_order"]
+__all__ = ["OrderActor", "OrderEnv", "OrderQuery", "load_order"]
 
 log = logging.getLogger("omnitill.orders")
 
@@ -375,27 +372,3 @@ class OrderActor(Actor):
         if events:
             self.env.on_commit(state, events)
         return outcome
-
-
-class IntakeActor(Actor):
-    """Forwards `order.create` to the order actor named by the create's op_id."""
-
-    def __init__(self, registry: Registry, timeout_s: float) -> None:
-        self.registry = registry
-        self.timeout_s = timeout_s
-
-    async def handle_batch(self, batch: list[Envelope]) -> None:
-        async def forward(envelope: Envelope) -> None:
-            msg = envelope.msg
-            if not isinstance(msg, CommandMsg):
-                envelope.respond(None)
-                return
-            key = f"order:{domain.order_id_for(msg.op_id)}"
-            try:
-                envelope.respond(await self.registry.ask(key, msg, timeout=self.timeout_s))
-            except Exception as exc:
-                envelope.fail(exc)
-
-        async with trio.open_nursery() as nursery:
-            for envelope in batch:
-                nursery.start_soon(forward, envelope)

@@ -2,11 +2,16 @@
 pickup-queue entries on `location:{id}`, the inventory hook for stock conflicts and hold
 expiries, webhooks and the REST routes.
 
-Inventory hook: the SKU-pool actor has no event hook yet, so the `sku` actor factory is
-wrapped with a subclass whose `_publish` also hands StockConflict / HoldExpired events of
-order holds to `OrdersWiring.on_pool_events` (synchronously, no await: the pool is never
-slowed). Each becomes an internal `order.flag` command told to the order actor with a
-deterministic op_id, so a duplicate notification is a no-op.
+Inventory hook: a listener on `InventoryEnv.listeners` sees every committed batch of stock
+events (synchronously, no await: the pool is never slowed). A StockConflict naming an
+order's hold (`customer_ref = "order:{id}"`, read from the hold's entry on the location read
+model) or commitment, and a HoldExpired of an order's hold, become an internal `order.flag`
+command told to the order actor with a deterministic op_id, so a duplicate notification is
+a no-op. These notices are not durable: an order actor reconciles its allocations with the
+pools when it starts (`OrderActor.on_start`), which repairs a notice that was lost.
+
+`order.create` is routed by its op_id (`CommandSpec.route_op`): the order id is derived
+from it, so a create goes straight to `order:{id}`.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -23,7 +27,6 @@ import msgspec
 
 from actors.inventory.events import Event as PoolEvent
 from actors.inventory.events import HoldExpired, StockConflict
-from actors.inventory.shell import SkuPoolActor
 from engine.commands import CommandMsg, CommandSpec, payload_hash
 from protocol import ErrorCode, ProtocolError
 from protocol.orders import ORDER_COMMAND_ARGS, OrderCreateArgs, OrderReturnArgs
@@ -32,7 +35,7 @@ from protocol.topics import OrderTopic, Topic
 from . import domain, views
 from .events import Event
 from .routing import RoutingConfig, Site
-from .shell import IntakeActor, OrderActor, OrderEnv, OrderQuery, load_order
+from .shell import OrderActor, OrderEnv, OrderQuery, load_order
 from .webhooks import WebhookActor, Webhooks
 
 if TYPE_CHECKING:
@@ -42,7 +45,6 @@ __all__ = ["OrdersWiring", "install"]
 
 log = logging.getLogger("omnitill.orders")
 
-INTAKE_ACTORS = 64  # many, so a slow create delays few others (an intake batch waits for all)
 VIEW_CACHE = 20_000
 
 
@@ -51,12 +53,17 @@ class _Availability(Mapping[str, Mapping[str, int]]):
 
     def __init__(self, stock: dict[str, dict[str, dict[str, Any]]]) -> None:
         self._stock = stock
+        self._seen: dict[str, dict[str, int]] = {}  # one decision reads a SKU many times
 
     def __getitem__(self, sku: str) -> Mapping[str, int]:
+        found = self._seen.get(sku)
+        if found is not None:
+            return found
         balances = self._stock.get(sku)
         if balances is None:
             raise KeyError(sku)
-        return {loc: int(b.get("available", 0)) for loc, b in balances.items()}
+        found = self._seen[sku] = {loc: int(b.get("available", 0)) for loc, b in balances.items()}
+        return found
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._stock)
@@ -102,25 +109,32 @@ class OrdersWiring:
         )
         self.flags_sent = 0
         self.flags_dropped = 0
-        # hold id -> "order:{id}" of holds whose expiry timer is being handled right now
-        self._expired_refs: dict[str, str] = {}
+        self._sites_key: tuple[int, ...] = ()
+        self._sites: dict[str, Site] = {}
+        self._curbside: frozenset[str] = frozenset()
 
     # --- context for decide ---------------------------------------------------------------
 
     def sites(self) -> dict[str, Site]:
-        # The SKU pool only holds at pickup-enabled locations (hold.place), so only those can
-        # fulfil until inventory offers a non-pickup allocation (see docs/orders.md).
-        return {
-            loc.id: Site(
-                loc.id,
-                loc.lat,
-                loc.lon,
-                loc.kind,
-                pickup_enabled=loc.pickup_enabled,
-                can_ship=loc.pickup_enabled,
-            )
-            for loc in self.engine.catalog.locations()
-        }
+        """Every location may ship (ship allocations work anywhere with stock, the DC too);
+        only pickup-enabled ones take pickup orders. Cached until the location list changes."""
+        locations = self.engine.catalog.locations()
+        key = tuple(map(id, locations))
+        if key != self._sites_key:
+            self._sites = {
+                loc.id: Site(
+                    loc.id,
+                    loc.lat,
+                    loc.lon,
+                    loc.kind,
+                    pickup_enabled=loc.pickup_enabled,
+                    can_ship=True,
+                )
+                for loc in locations
+            }
+            self._curbside = frozenset(loc.id for loc in locations if loc.curbside)
+            self._sites_key = key
+        return self._sites
 
     def make_ctx(self, op_id: str, phash: str, now: float) -> domain.Ctx:
         inventory = self.engine.inventory  # type: ignore[attr-defined]
@@ -129,7 +143,7 @@ class OrdersWiring:
             op_id=op_id,
             payload_hash=phash,
             sites=self.sites(),
-            curbside=frozenset(loc.id for loc in self.engine.catalog.locations() if loc.curbside),
+            curbside=self._curbside,
             availability=_Availability(inventory.views.stock),
             prices=_Prices(self.engine),
             policy=self.policy,
@@ -203,34 +217,42 @@ class OrdersWiring:
 
     # --- inventory hook -------------------------------------------------------------------
 
-    def on_pool_events(self, pool: SkuPoolActor, events: list[PoolEvent]) -> None:
+    def on_pool_events(self, sku: str, events: list[PoolEvent]) -> None:
+        """`InventoryEnv.listeners` hook: runs after the pool's commit and view update."""
         for event in events:
             if isinstance(event, StockConflict):
                 for hold_id in event.uncovered_hold_ids:
-                    self._flag(
-                        pool, "stock_conflict", event.location_id, hold_id, pool.state.version
-                    )
+                    ref = self._hold_ref(event.location_id, hold_id)
+                    if ref.startswith("order:"):
+                        self._tell_flag(
+                            ref[6:], "stock_conflict", sku, event.location_id, hold_id, self._pool_version(sku)
+                        )
                 for order_id in event.uncovered_order_ids:
                     self._tell_flag(
                         order_id,
                         "stock_conflict",
-                        pool.sku,
+                        sku,
                         event.location_id,
                         "",
-                        pool.state.version,
+                        self._pool_version(sku),
                     )
-            elif isinstance(event, HoldExpired):
-                self._flag(
-                    pool, "hold_expired", event.location_id, event.hold_id, pool.state.version
+            elif isinstance(event, HoldExpired) and event.customer_ref.startswith("order:"):
+                self._tell_flag(
+                    event.customer_ref[6:],
+                    "hold_expired",
+                    sku,
+                    event.location_id,
+                    event.hold_id,
+                    self._pool_version(sku),
                 )
 
-    def _flag(
-        self, pool: SkuPoolActor, kind: str, location_id: str, hold_id: str, version: int
-    ) -> None:
-        hold = pool.state.holds.get(hold_id)
-        ref = hold.customer_ref if hold is not None else self._expired_refs.pop(hold_id, "")
-        if ref.startswith("order:"):
-            self._tell_flag(ref[6:], kind, pool.sku, location_id, hold_id, version)
+    def _hold_ref(self, location_id: str, hold_id: str) -> str:
+        locations = self.engine.inventory.views.locations  # type: ignore[attr-defined]
+        entry = locations.get(location_id, {}).get(f"hold:{hold_id}")
+        return str(entry.get("customer_ref", "")) if isinstance(entry, dict) else ""
+
+    def _pool_version(self, sku: str) -> int:
+        return int(self.engine.inventory.views.version(sku))  # type: ignore[attr-defined]
 
     def _tell_flag(
         self, order_id: str, kind: str, sku: str, location_id: str, hold_id: str, version: int
@@ -261,12 +283,12 @@ class OrdersWiring:
     # --- commands -------------------------------------------------------------------------
 
     def route(self, args: Any) -> str:
-        if isinstance(args, OrderCreateArgs):
-            # The order id comes from the op_id, which routing does not see: an intake
-            # actor forwards (spread by payload so creates do not queue behind one actor).
-            n = zlib.crc32(msgspec.msgpack.encode(args)) % INTAKE_ACTORS
-            return f"order-intake:{n}"
         return f"order:{args.order_id}"
+
+    @staticmethod
+    def route_create(_args: Any, op_id: str) -> str:
+        """A create names its order by its op_id: retries reach the same order actor."""
+        return f"order:{domain.order_id_for(op_id)}"
 
     def locations(self, args: Any) -> tuple[str, ...]:
         """Locations for location-scoped tokens: creates and reads are network-wide (endless
@@ -352,31 +374,11 @@ def _routing_from_env() -> RoutingConfig:
 def install(engine: Engine) -> OrdersWiring:
     w = OrdersWiring(engine)
     engine.orders = w  # type: ignore[attr-defined]
-    timeout = engine.config.ask_timeout_s
     engine.actor_factories["order"] = lambda order_id: OrderActor(w.env, order_id)
-    engine.actor_factories["order-intake"] = lambda _n: IntakeActor(engine.registry, timeout)
     engine.actor_factories["webhooks"] = lambda _n: WebhookActor(w.webhooks, engine)
-    pool_factory = engine.actor_factories.get("sku")
-    if pool_factory is not None:
-        inventory = engine.inventory  # type: ignore[attr-defined]
-
-        class ObservedPool(SkuPoolActor):
-            def _publish(self, before: int, events: list[PoolEvent]) -> None:
-                super()._publish(before, events)
-                w.on_pool_events(self, events)
-
-            async def handle_batch(self, batch: list[Any]) -> None:
-                # Remember whose holds are about to expire (the hold is gone after evolve).
-                for envelope in batch:
-                    timer_id = getattr(envelope.msg, "timer_id", "")
-                    hold = (
-                        self.state.holds.get(timer_id[5:]) if timer_id.startswith("hold:") else None
-                    )
-                    if hold is not None and hold.customer_ref.startswith("order:"):
-                        w._expired_refs[hold.hold_id] = hold.customer_ref
-                await super().handle_batch(batch)
-
-        engine.actor_factories["sku"] = lambda sku: ObservedPool(inventory.env, sku)
+    inventory = getattr(engine, "inventory", None)
+    if inventory is not None:
+        inventory.env.listeners.append(w.on_pool_events)
     for name, args_type in ORDER_COMMAND_ARGS.items():
         engine.dispatcher.register(
             CommandSpec(
@@ -385,6 +387,7 @@ def install(engine: Engine) -> OrdersWiring:
                 route=w.route,
                 locations=w.locations,
                 validate=w.validate,
+                route_op=w.route_create if args_type is OrderCreateArgs else None,
             )
         )
     engine.sources.register(OrderTopic, OrderSource(w))

@@ -48,6 +48,15 @@ redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
 return token
 """
 
+# Like _ACQUIRE, but says who holds the lease when it is taken: {token, ""} or {0, "node:token"}.
+_ACQUIRE_OR_HOLDER = """
+local cur = redis.call('GET', KEYS[1])
+if cur then return {0, cur} end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
+return {token, ''}
+"""
+
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -132,6 +141,34 @@ class Leases:
             return None
         self._held[key] = Lease(key, int(token), sent + self._validity_s)
         return int(token)
+
+    async def acquire_or_holder(self, key: str) -> tuple[int | None, str | None]:
+        """(token, None) if this node holds the lease now (taken or renewed), else
+        (None, holder's node_id): one round trip, for routing a command to its owner."""
+        held = self.owner(key)
+        if held is not None and await self.renew(key, held):
+            return held, None
+        sent = trio.current_time()
+        token, holder = await self._eval(
+            _ACQUIRE_OR_HOLDER,
+            [self.lease_key(key), self.fence_key(key)],
+            [self.node_id, self.ttl_ms],
+        )
+        if int(token):
+            self._held[key] = Lease(key, int(token), sent + self._validity_s)
+            return int(token), None
+        raw = holder.decode() if isinstance(holder, bytes) else str(holder)
+        return None, raw.rpartition(":")[0]
+
+    async def release_all(self) -> int:
+        """Give up every held lease (graceful shutdown: others take over at once)."""
+        released = 0
+        for key, lease in list(self._held.items()):
+            try:
+                released += await self.release(key, lease.token)
+            except ClusterUnavailable:
+                break
+        return released
 
     async def renew(self, key: str, token: int) -> bool:
         """Extend the lease; False if it is no longer ours with this token (then it is lost)."""

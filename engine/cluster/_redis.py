@@ -23,7 +23,9 @@ __all__ = [
     "hset",
     "make_client",
     "open_pubsub",
+    "pop_batch",
     "publish_many",
+    "push_many",
     "read_messages",
 ]
 
@@ -102,3 +104,27 @@ async def eval_script(
     client: aioredis.Redis, script: str, keys: list[str], args: list[Any]
 ) -> Any:
     return await client.eval(script, len(keys), *keys, *args)
+
+
+async def push_many(
+    client: aioredis.Redis, items: dict[str, list[bytes]], expire_s: int
+) -> None:
+    """RPUSH each list's items and (re)set the list's expiry, in one pipeline."""
+    async with client.pipeline(transaction=False) as pipe:
+        for key, values in items.items():
+            pipe.rpush(key, *values)
+            pipe.expire(key, expire_s)
+        await pipe.execute()
+
+
+async def pop_batch(client: aioredis.Redis, key: str, max_items: int, block_s: float) -> list[bytes]:
+    """Block up to `block_s` for the first item of list `key`, then take up to `max_items`."""
+    first: Any = await client.blpop([key], timeout=block_s)
+    if first is None:
+        return []
+    out: list[bytes] = [first[1]]
+    if max_items > 1:
+        more = await client.lpop(key, max_items - 1)
+        if more:
+            out.extend(more)  # type: ignore[arg-type]
+    return out

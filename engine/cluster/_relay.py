@@ -285,6 +285,17 @@ class RedisBusRelay:
         if self._on_remote is not None:
             self._on_remote(delta)
 
+    def publish_quiet(
+        self, topic: str, changes: dict[str, Any], *, epoch: str, seq: int, from_seq: int | None
+    ) -> Delta:
+        """Publish on the local bus without relaying it (a resync's repair of this node)."""
+        return self._publish_local(topic, changes, epoch, seq, from_seq)
+
+    def jump(self, topic: str, pos: Position) -> None:
+        """The default repair: an empty delta at `pos`; subscribers see the hole and resync."""
+        if self._still_behind(topic, pos):
+            self._publish_local(topic, {}, pos.epoch, pos.seq, None)
+
     def _publish_local(
         self, topic: str, changes: dict[str, Any], epoch: str, seq: int, from_seq: int | None
     ) -> Delta:
@@ -363,10 +374,10 @@ class RedisBusRelay:
         log.info("relay %s: resync %s at %s:%s", self.node_id, topic, pos.epoch, pos.seq)
         if self._on_resync is not None:
             await self._on_resync(topic, pos)
-        elif self._still_behind(topic, pos):
+        else:
             # Nothing to replay from: jump to the remote position with an empty delta; every
             # subscriber sees the hole and resyncs from a snapshot (invariant 4).
-            self._publish_local(topic, {}, pos.epoch, pos.seq, None)
+            self.jump(topic, pos)
 
     # --- lifecycle --------------------------------------------------------------------------
 

@@ -172,7 +172,7 @@ class Connection:
         try:
             # Engine.stop() sets this (no public flag yet): tell the client to go elsewhere now
             # rather than letting hypercorn's graceful timeout cut it off without a close code.
-            await self.engine._stop.wait()
+            await self.engine.stopping.wait()
             self.close(CLOSE_CODES["going_away"], "server shutting down: reconnect and resume")
             if self.cancel_scope is not None:
                 self.cancel_scope.cancel()
@@ -253,6 +253,17 @@ class Connection:
             self.hello(msg)
             return
         if self.claims is None:
+            if isinstance(msg, Command):
+                # A reject carries the op_id, so a client waiting on that command is answered.
+                self.engine.metrics.rejects[ErrorCode.UNAUTHORIZED.value] += 1
+                self.outbox.send(
+                    Reject(
+                        op_id=msg.op_id,
+                        code=ErrorCode.UNAUTHORIZED.value,
+                        message="send hello with a token first",
+                    )
+                )
+                return
             raise ProtocolError(ErrorCode.UNAUTHORIZED, "send hello with a token first")
         if self.claims.exp < time.time():
             self.error(ErrorCode.UNAUTHORIZED, "token expired: sign in again")

@@ -196,7 +196,7 @@ async def test_bad_op_id(engine: Engine, probe: Probe) -> None:
 async def test_command_and_subscribe_before_hello(engine: Engine, probe: Probe) -> None:
     async with raw_ws(engine) as raw:
         await raw.send({"type": "command", "op_id": "pre-1", "name": "stock.receive", "args": probe.args()})
-        await expect_error(raw, "unauthorized")
+        await expect_reject(raw, "pre-1", "unauthorized")
         await raw.send({"type": "subscribe", "topic": f"stock:{probe.sku}"})
         await expect_error(raw, "unauthorized")
         # Having been turned away, the connection can still sign in and work.
@@ -213,7 +213,7 @@ async def test_hello_with_bad_signature(engine: Engine, probe: Probe) -> None:
             await raw.send({"type": "hello", "protocol": 1, "token": bad})
             await expect_error(raw, "unauthorized")
         await raw.send({"type": "command", "op_id": "f-1", "name": "stock.receive", "args": probe.args()})
-        await expect_error(raw, "unauthorized")
+        await expect_reject(raw, "f-1", "unauthorized")
     await probe.assert_unchanged(("f-1",))
 
 
@@ -233,7 +233,7 @@ async def test_hello_with_expired_token(engine: Engine, probe: Probe) -> None:
         err = await expect_error(raw, "unauthorized")
         assert "expired" in err.message
         await raw.send({"type": "command", "op_id": "e-1", "name": "stock.receive", "args": probe.args()})
-        await expect_error(raw, "unauthorized")
+        await expect_reject(raw, "e-1", "unauthorized")
     await probe.assert_unchanged(("e-1",))
 
 

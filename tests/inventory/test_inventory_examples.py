@@ -192,6 +192,64 @@ def test_hold_at_location_without_pickup_is_conflict(pool: Pool) -> None:
     rejected(pool.decide("hold.place", HoldPlaceArgs(SKU, "W", 1)), ErrorCode.CONFLICT)
 
 
+def test_ship_allocation_is_allowed_where_pickup_is_not(pool: Pool) -> None:
+    # The warehouse offers no pickup: a pickup hold is refused, a ship allocation is not.
+    r = rejected(pool.decide("hold.place", HoldPlaceArgs(SKU, "W", 1)), ErrorCode.CONFLICT)
+    assert r.details == {"location_id": "W", "purpose": "pickup"}
+    r2 = pool.ok("hold.place", HoldPlaceArgs(SKU, "W", 5, purpose="ship"), op_id="s")
+    assert r2["hold_id"] == derive_id("H", "s") and r2["available"] == 45
+    # Ship allocations are never collected: ready at once, whatever the pickup lead time.
+    r3 = pool.ok("hold.place", HoldPlaceArgs(SKU, "A", 1, purpose="ship"))
+    assert r3["ready_at"] == pool.now
+    assert bal(pool, "W")["reserved"] == 5
+
+
+def test_ship_allocation_still_never_exceeds_available(pool: Pool) -> None:
+    pool.ok("stock.set_safety", SafetyStockArgs(SKU, "W", 45))
+    r = rejected(
+        pool.decide("hold.place", HoldPlaceArgs(SKU, "W", 6, purpose="ship")),
+        ErrorCode.INSUFFICIENT_STOCK,
+    )
+    assert r.details["available"] == 5
+    pool.ok("hold.place", HoldPlaceArgs(SKU, "W", 5, purpose="ship"))
+    assert bal(pool, "W")["available"] == 0
+
+
+def test_place_and_commit_in_one_step(pool: Pool) -> None:
+    out = pool.decide(
+        "hold.place", HoldPlaceArgs(SKU, "W", 3, purpose="ship", commit_order_id="O9"), op_id="pc"
+    )
+    assert not isinstance(out, Rejection)
+    events, result = out
+    hold_id = derive_id("H", "pc")
+    assert [type(e) for e in events] == [HoldPlaced, HoldCommitted]
+    assert result["state"] == "committed" and result["order_id"] == "O9"
+    pool.apply(events)
+    assert (bal(pool, "W")["reserved"], bal(pool, "W")["committed"]) == (0, 3)
+    assert hold_id not in pool.state.holds and pool.state.closed_holds[hold_id] == "committed"
+    assert pool.state.commitments["O9@W"].qty == 3
+    # Nothing can expire: the net timer change of the two events is "cleared".
+    assert active_timers(pool.state) == []
+    # It is an ordinary commitment from here on: fulfil (ship) or uncommit (cancel).
+    pool.ok("stock.fulfil", FulfilArgs(SKU, "W", "O9", 2))
+    pool.ok("stock.uncommit", UncommitArgs(SKU, "W", "O9"))
+    assert bal(pool, "W") == {**bal(pool, "W"), "on_hand": 48, "committed": 0, "available": 48}
+    # The same op_id again names the same hold, which is already used.
+    again = pool.decide(
+        "hold.place", HoldPlaceArgs(SKU, "W", 1, purpose="ship", commit_order_id="O9"), op_id="pc"
+    )
+    rejected(again, ErrorCode.CONFLICT)
+
+
+def test_expired_hold_names_its_customer(pool: Pool) -> None:
+    hold_id = pool.ok("hold.place", HoldPlaceArgs(SKU, "A", 1, ttl_s=60, customer_ref="order:O1"))[
+        "hold_id"
+    ]
+    assert expire_due(pool.state, hold_id, pool.now + 60) == [
+        HoldExpired(hold_id, "A", 1, customer_ref="order:O1")
+    ]
+
+
 def test_unknown_released_expired_holds_are_not_found(pool: Pool) -> None:
     for name, args in [
         ("hold.extend", HoldExtendArgs("Hnope", 60)),
