@@ -66,6 +66,7 @@ from _wsraw import Loop, WsConn, encode_frame, raise_nofile, summarize
 LOCATION = "pdx-pearl"
 RESULTS = ROOT / "bench" / "results"
 P99_BUDGET_MS = 100.0
+HANDSHAKE_TIMEOUT_S = 15.0
 EPOCH = "0" * 32  # peers' deltas mimic omnitill's shape, epoch included
 BALANCE_REST = '"reserved":0,"committed":0,"incoming":0,"unsellable":0,"safety_stock":0'
 
@@ -97,7 +98,8 @@ _sio_event = msgspec.json.Decoder(tuple[str, Msg])
 
 
 class Client:
-    __slots__ = ("attempt", "conn", "i", "pending", "positions", "resumed", "snapshots", "t_current", "t_down", "topics")
+    __slots__ = ("attempt", "conn", "conn_ok", "i", "pending", "positions", "resumed", "snapshots", "t_current",
+                 "t_down", "topics")
 
     def __init__(self, i: int, topics: list[str]) -> None:
         self.i = i
@@ -105,6 +107,7 @@ class Client:
         self.conn: WsConn | None = None
         self.positions: dict[str, tuple[str, int]] = {}
         self.pending = 0  # subscriptions not yet answered
+        self.conn_ok = False  # this connection got answers to all its subscriptions
         self.attempt = 0
         self.t_down = 0.0
         self.t_current = 0.0
@@ -121,7 +124,7 @@ def receiver(wid: int, system: str, port: int, token: str, first: int, count: in
     path = "/socket.io/?EIO=4&transport=websocket" if system == "socketio" else "/ws"
     clients = [Client(first + k, topics_of[k]) for k in range(count)]
     st: dict[str, Any] = {"measuring": False, "frames": 0, "deltas": 0, "ready": 0, "closes": Counter(),
-                          "storm": False, "base": {}, "accept_refused": 0}
+                          "storm": False, "base": {}, "accept_refused": 0, "timeouts": 0}
     keys = array("q")
     times = array("d")
     maxn = 1 << 32
@@ -147,6 +150,7 @@ def receiver(wid: int, system: str, port: int, token: str, first: int, count: in
     def subscribed_one(c: Client) -> None:
         c.pending -= 1
         if c.pending == 0:
+            c.conn_ok = True
             st["ready"] += 1
             if c.t_down:
                 c.t_current = now()
@@ -218,8 +222,17 @@ def receiver(wid: int, system: str, port: int, token: str, first: int, count: in
         conn = loop.connect("127.0.0.1", port, path, on_open=on_open, on_text=on_text, on_close=on_close)
         conn.data = c
         c.conn = conn
+        c.conn_ok = False
         if conn.closed:  # connect_ex failed synchronously
             return
+        # A SYN lost to a full accept backlog, or a server too busy to answer: give up on this
+        # attempt after HANDSHAKE_TIMEOUT_S and go through the backoff again.
+        loop.call_later(HANDSHAKE_TIMEOUT_S, lambda: stuck(c, conn))
+
+    def stuck(c: Client, conn: WsConn) -> None:
+        if c.conn is conn and not conn.closed and not c.conn_ok:
+            st["timeouts"] += 1
+            conn._fail(1006)
 
     def on_close(conn: WsConn, code: int) -> None:
         c: Client = conn.data
@@ -227,6 +240,8 @@ def receiver(wid: int, system: str, port: int, token: str, first: int, count: in
         if c.pending == 0 and c.positions:
             st["ready"] -= 1
         if not st["storm"] and code != 1013 and code != 1006:
+            return
+        if c.conn is not conn:
             return
         if code == 1013:
             st["accept_refused"] += 1
@@ -276,6 +291,7 @@ def receiver(wid: int, system: str, port: int, token: str, first: int, count: in
                 "t_current_max": max((c.t_current for c in clients if c.t_current), default=0.0),
                 "reconnect_s": cur, "resumed": sum(c.resumed for c in clients),
                 "snapshots": sum(c.snapshots for c in clients), "accept_refused": st["accept_refused"],
+                "timeouts": st["timeouts"],
             }))
         elif cmd == "positions":
             merged: dict[str, list[int]] = {}
@@ -496,6 +512,17 @@ class Driver:
 # --- one system ---------------------------------------------------------------------------------
 
 
+def wait_quiet(pid: int, cpu_pct: float = 25.0, timeout: float = 60.0) -> None:
+    """Let the server drain a backlog (e.g. deltas of an overloaded step) before the next test."""
+    proc = psutil.Process(pid)
+    deadline = time.monotonic() + timeout
+    proc.cpu_percent(None)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        if proc.cpu_percent(None) < cpu_pct:
+            return
+
+
 def rss(pid: int) -> int:
     return psutil.Process(pid).memory_info().rss
 
@@ -623,7 +650,7 @@ def run_system(label: str, args: argparse.Namespace, skus: list[str]) -> dict[st
             # so the first step does not measure activation.
             driver.run(50, max(2.0, 1.5 * len(skus) / 50))
             driver.t_send.clear()
-            time.sleep(0.5)
+            wait_quiet(pid)
         best = 0.0
         if "fanout" in args.scenarios:
             for rate in args.rates:
@@ -636,12 +663,16 @@ def run_system(label: str, args: argparse.Namespace, skus: list[str]) -> dict[st
                 else:
                     break
             out["max_rate_p99_under_100ms"] = best
-        if system == "omnitill" and "cmdlat" in args.scenarios:
-            out["cmdlat"] = command_latency(server, driver, skus, args)
         if system == "omnitill" and "storm" in args.scenarios:
             driver.close()
             driver = None
+            wait_quiet(pid)
             out["storm"] = storm(server, workers, skus, args)
+        if system == "omnitill" and "cmdlat" in args.scenarios:
+            wait_quiet(server.pid)
+            if driver is None:
+                driver = Driver(system, server.port, server.token, skus, n_driver)
+            out["cmdlat"] = command_latency(server, driver, skus, args)
     finally:
         if driver is not None:
             driver.close()
@@ -730,6 +761,7 @@ def storm(server: OmnitillServer, workers: Workers, skus: list[str], args: argpa
         "snapshots": snaps,
         "resumed_share": round(resumed / max(resumed + snaps, 1), 3),
         "accept_refused_1013": sum(s["accept_refused"] for s in st),
+        "attempts_timed_out": sum(s["timeouts"] for s in st),
         "changes_during_storm": drv["sent"],
         "converged_subscriptions": total_subs - behind,
         "subscriptions": total_subs,

@@ -5,6 +5,7 @@
 Left: p99 change-to-client latency at the lowest common change rate, per system, against the
 number of subscribed clients (one point per results file: 1,000 / 5,000 / 10,000). Right: p50
 and p99 against the change rate for every (system, clients) run, with the 100 ms budget line.
+Third: server CPU time per delivered update, the number least moved by other load on the box.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def main() -> int:
     if not runs:
         print("no fan-out results found: run bench/fanout.py first", file=sys.stderr)
         return 1
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
+    fig, (left, right, cpu) = plt.subplots(1, 3, figsize=(18, 5.2))
 
     # Left: latency vs clients at the lowest rate every run has.
     common = min(r["steps"][0]["target_rate"] for r in runs)
@@ -85,6 +86,23 @@ def main() -> int:
     right.set_title("p99 latency vs change rate")
     right.legend(fontsize=7)
     right.grid(True, which="both", alpha=0.3)
+
+    # Third: server CPU per delivered update (robust on a shared machine), median over steps.
+    labels, values, colors = [], [], []
+    for r in sorted(runs, key=lambda r: (r["system"], r["clients"])):
+        per = sorted(s["server_cpu_us_per_update"] for s in r["steps"] if "server_cpu_us_per_update" in s)
+        if not per:
+            continue
+        labels.append(f"{r['system']}\n{r['clients']:,}")
+        values.append(per[len(per) // 2])
+        colors.append(COLORS.get(r["system"].split(":")[0], "grey"))
+    cpu.bar(range(len(values)), values, color=colors)
+    cpu.set_xticks(range(len(values)), labels, fontsize=7)
+    for i, v in enumerate(values):
+        cpu.text(i, v, f"{v:.0f}", ha="center", va="bottom", fontsize=7)
+    cpu.set_ylabel("server CPU µs per delivered update (median over steps)")
+    cpu.set_title("Server CPU per delivered update")
+    cpu.grid(True, axis="y", alpha=0.3)
 
     loads = sorted({json.loads(f.read_text()).get("load_start", {}).get("loadavg_1m", 0) for f in files})
     fig.suptitle(f"Fan-out: K topics/client, same machine (2 cores, shared; 1-min load at start {loads})",

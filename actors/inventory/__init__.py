@@ -115,4 +115,5 @@ __all__ = [
     "stock_changes",
     "stock_view",
     "timer_changes",
+    "uncovered",
 ]

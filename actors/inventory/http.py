@@ -125,8 +125,17 @@ def install_http(w: InventoryWiring, app: Any, bearer: Any, json_body: Any) -> N
         links = [
             {"label": "Register", "url": "/register"},
             {"label": "Ops dashboard", "url": "/ops"},
-            {"label": "Storefront widget demo", "url": "/widget-demo"},
+            {"label": "Storefront widget demo (same origin)", "url": "/widget-demo"},
         ]
+        # `localhost` and `127.0.0.1` are different origins to a browser: the shop page
+        # below embeds the widget across origins, exactly as a retailer's web shop would.
+        port = engine.bound_port or engine.config.port
+        shop_host = "localhost" if request.host.split(":")[0] != "localhost" else "127.0.0.1"
+        api_host = request.host.split(":")[0]
+        links.append({
+            "label": "Storefront widget on a web shop (another origin)",
+            "url": f"http://{shop_host}:{port}/widget-demo?endpoint=http://{api_host}:{port}",
+        })
         kiosks = []
         for loc in stores[:3]:
             token = engine.signer.mint("kiosk", sub=f"kiosk-{loc.id}", location=loc.id, ttl_s=7 * 86400)

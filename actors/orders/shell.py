@@ -21,6 +21,13 @@ compensate). A client retrying the same op_id meanwhile simply waits for that en
 If a step cannot be delivered (pool overloaded, timeout) after a few tries, the saga stays
 pending, the asker gets `unavailable` (retry with the same op_id) and the timer retries.
 
+Catch-up: the pools tell an order about an expired hold or a stock conflict with a
+non-durable `try_tell` (a full mailbox or a crash loses it). So an open order, when its
+actor starts, asks each SKU pool it has allocations in how those promises stand now
+(`PromiseQuery`) and turns what it missed into the same `order.flag` commands, with op_ids
+derived from the pool's version (a repeat at the same version is answered from the op
+table). Best effort: a pool that does not answer in time is asked again at the next start.
+
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import msgspec
 import trio
 
 from actors.inventory.domain import INVENTORY_COMMAND_ARGS
+from actors.inventory.shell import PromiseQuery, PromiseReport
 from engine.commands import CommandMsg, Outcome, payload_hash
 from engine.journal.base import Batch, OpRecord, Timer, VersionConflict
 from engine.runtime import (
@@ -106,6 +114,27 @@ async def load_order(journal: Journal, order_id: str) -> domain.Order:
     return state
 
 
+def _missed_notice(
+    state: domain.Order, al: domain.Alloc, report: PromiseReport
+) -> domain.FlagArgs | None:
+    """The `order.flag` a pool notice would have sent for `al`, if the pool says one is due."""
+    if state.status not in domain.OPEN_STATUSES:
+        return None
+    if al.state == "held" and report.holds.get(al.hold_id) in ("expired", "released"):
+        # Its units are free again (expired, or released behind the order's back).
+        return domain.FlagArgs("hold_expired", al.sku, al.location_id, al.hold_id)
+    flagged_before = any(
+        e.alloc_no == al.alloc_no and e.kind == "stock_conflict" for e in state.exceptions.values()
+    )
+    if flagged_before:
+        return None  # open, or staff already decided (dismissed): do not raise it again
+    if al.state == "held" and al.hold_id in report.uncovered_holds.get(al.location_id, []):
+        return domain.FlagArgs("stock_conflict", al.sku, al.location_id, al.hold_id)
+    if al.state == "committed" and state.order_id in report.uncovered_orders.get(al.location_id, []):
+        return domain.FlagArgs("stock_conflict", al.sku, al.location_id, "")
+    return None
+
+
 def _outcome(decision: domain.Decision, state: domain.Order | None = None) -> Outcome:
     if decision.rejection is not None:
         r = decision.rejection
@@ -128,6 +157,64 @@ class OrderActor(Actor):
 
     async def on_start(self) -> None:
         self.state = await load_order(self.env.journal, self.order_id)
+        if self.state.status in domain.OPEN_STATUSES and self.state.pending is None:
+            try:
+                await self.catch_up()
+            except (_StepsUndelivered, VersionConflict) as exc:
+                log.warning("%s: catch-up deferred: %s", self.stream, exc)
+
+    async def catch_up(self) -> int:
+        """Repair missed pool notices (see the module docstring); the number of flags run."""
+        by_sku: dict[str, list[domain.Alloc]] = {}
+        for al in self.state.allocs.values():
+            if al.outstanding > 0 and al.state in ("held", "committed"):
+                by_sku.setdefault(al.sku, []).append(al)
+        reports: dict[str, PromiseReport] = {}
+
+        async def ask(sku: str, allocs: list[domain.Alloc]) -> None:
+            q = PromiseQuery(
+                hold_ids=tuple(a.hold_id for a in allocs if a.state == "held"),
+                location_ids=tuple(sorted({a.location_id for a in allocs})),
+            )
+            try:
+                report = await self.env.registry.ask(
+                    f"sku:{sku}", q, timeout=self.env.ask_timeout_s
+                )
+            except (Overloaded, AskTimeout, ActorCrashed, ActorStopped) as exc:
+                log.info("%s: catch-up: %s did not answer (%r)", self.stream, sku, exc)
+                return
+            if isinstance(report, PromiseReport):
+                reports[sku] = report
+
+        async with trio.open_nursery() as nursery:
+            for sku, allocs in by_sku.items():
+                nursery.start_soon(ask, sku, allocs)
+        flagged = 0
+        for sku, allocs in by_sku.items():
+            report = reports.get(sku)
+            if report is None:
+                continue
+            for al in allocs:
+                args = _missed_notice(self.state, al, report)
+                if args is None:
+                    continue
+                op_id = (
+                    f"{self.order_id}:catchup:{args.kind}:{sku}:{report.version}:"
+                    f"{args.hold_id or args.location_id}"
+                )
+                msg = CommandMsg(
+                    op_id=op_id,
+                    name="order.flag",
+                    args=args,
+                    payload_hash=payload_hash("order.flag", args),
+                    now=time.time(),
+                    actor="catch-up",
+                )
+                await self._command(msg)
+                flagged += 1
+        if flagged:
+            log.info("%s: catch-up ran %d missed pool notice(s)", self.stream, flagged)
+        return flagged
 
     async def handle_batch(self, batch: list[Envelope]) -> None:
         for envelope in batch:

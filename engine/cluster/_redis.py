@@ -91,8 +91,30 @@ async def publish_many(client: aioredis.Redis, messages: list[tuple[str, bytes]]
         await pipe.execute()
 
 
+# Positions only move forward: several nodes report the same topic, and the last HSET must
+# not replace a newer position with an older one (a node that was cut off would never learn).
+_HSET_MAX = """
+for i = 1, #ARGV, 2 do
+  local new = ARGV[i + 1]
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  local keep = false
+  if cur then
+    local ce, cs = string.match(cur, '^(.*):(%d+)$')
+    local ne, ns = string.match(new, '^(.*):(%d+)$')
+    keep = ce ~= nil and ce == ne and tonumber(cs) >= tonumber(ns)
+  end
+  if not keep then redis.call('HSET', KEYS[1], ARGV[i], new) end
+end
+return 0
+"""
+
+
 async def hset(client: aioredis.Redis, key: str, mapping: dict[str, str]) -> None:
-    await client.hset(key, mapping=mapping)  # type: ignore[arg-type]
+    """Record "epoch:seq" positions; within one epoch a position never goes backwards."""
+    args: list[str] = []
+    for field, value in mapping.items():
+        args += [field, value]
+    await client.eval(_HSET_MAX, 1, key, *args)
 
 
 async def hmget(client: aioredis.Redis, key: str, fields: list[str]) -> list[bytes | None]:

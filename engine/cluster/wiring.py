@@ -67,12 +67,14 @@ class Cluster:
         registry: Registry | None = None,
         codec: dict[str, Callable[..., Any]] | None = None,
         forward_timeout_s: float = 2.0,
+        check_interval: float = 2.0,
     ) -> None:
         self._own_bridge = bridge is None
         self.bridge: Bridge = bridge if bridge is not None else ThreadBridge()
         self.relay = RedisBusRelay(
             bus, url, node_id=node_id, bridge=self.bridge, prefix=prefix,
             on_resync=on_resync, on_remote=on_remote, relay_filter=relay_filter,
+            check_interval=check_interval,
         )
         self._on_lease_lost = on_lease_lost
         self.leases = Leases(
@@ -165,11 +167,25 @@ def _codec(engine: Engine) -> dict[str, Callable[..., Any]]:
     }
 
 
+def _split_prefix(url: str) -> tuple[str, str]:
+    """`redis://host/0?prefix=name` -> (the URL without `prefix`, "name"); default "omnitill".
+
+    Clusters (or tests) that share one Redis keep apart by key prefix."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = next((v for k, v in query if k == "prefix"), "omnitill")
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefix
+
+
 def install(engine: Engine) -> Cluster | None:
     """A Cluster for this engine if `config.bus` is a redis:// URL, else None."""
     url = engine.config.bus
     if not url.startswith(("redis://", "rediss://", "unix://")):
         return None
+    url, prefix = _split_prefix(url)
     bus = engine.bus
     inventory = getattr(engine, "inventory", None)
     registry = getattr(engine, "registry", None)
@@ -194,7 +210,8 @@ def install(engine: Engine) -> Cluster | None:
         return delta.epoch != bus.node_epoch and not delta.topic.startswith("near:")
 
     cluster = Cluster(
-        bus, url, node_id=engine.config.node_id,
+        bus, url, node_id=engine.config.node_id, prefix=prefix,
+        check_interval=float(os.environ.get("OMNITILL_POSITION_CHECK_S", "2.0")),
         lease_ttl_ms=int(os.environ.get("OMNITILL_LEASE_TTL_MS", "10000")),
         on_remote=on_remote, on_resync=on_resync, relay_filter=relay_filter,
         registry=registry, codec=_codec(engine) if registry is not None else None,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import trio
 
-__all__ = ["eventually"]
+__all__ = ["PrivateRedis", "eventually"]
 
 
 async def eventually(pred: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -14,3 +14,47 @@ async def eventually(pred: Callable[[], bool], timeout: float = 5.0) -> None:
     with trio.fail_after(timeout):
         while not pred():
             await trio.sleep(0.01)
+
+
+class PrivateRedis:
+    """A redis-server of our own on a free port, so a test can stop and restart it."""
+
+    def __init__(self, workdir: str) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.workdir = workdir
+        self.proc: trio.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        import shutil
+        import subprocess
+
+        exe = shutil.which("redis-server")
+        assert exe, "redis-server is not installed (CI requires it)"
+        self.proc = await trio.lowlevel.open_process(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.workdir],
+            stdout=subprocess.DEVNULL,
+        )
+        with trio.fail_after(5):
+            while True:
+                try:
+                    stream = await trio.open_tcp_stream("127.0.0.1", self.port)
+                except OSError:
+                    await trio.sleep(0.02)
+                    continue
+                await stream.aclose()
+                return
+
+    async def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()  # the process this test started, by its handle
+            await self.proc.wait()
+            self.proc = None

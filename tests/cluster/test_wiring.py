@@ -30,7 +30,7 @@ async def test_cluster_runs_relay_and_leases_on_one_bridge(redis_prefix: str) ->
     async with trio.open_nursery() as n:
         await n.start(a.run)
         await n.start(b.run)
-        assert a.health() == {"cluster_healthy": True, "cluster_error": None}
+        assert a.health() == {"cluster_healthy": True, "degraded": False, "cluster_error": None}
         token = await a.leases.acquire("sku:1")
         assert token is not None and await b.leases.acquire("sku:1") is None
         a.relay.bus.publish("stock:1", {"L": 1}, epoch="E" * 16, seq=1)
