@@ -61,8 +61,9 @@ class OmnitillServer:
     """`omnitill serve` on a fresh data dir (apparel demo seeded on first start)."""
 
     def __init__(self, *, data_dir: Path | None = None, port: int | None = None, demo: str = "apparel",
-                 patches: str = "") -> None:
+                 patches: str = "", env: dict[str, str] | None = None) -> None:
         self.patches = patches  # experimental hot-path patches (bench/_patched_serve.py)
+        self.env = env or {}
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="omnitill-bench-"))
         self.port = port or free_port()
@@ -81,7 +82,7 @@ class OmnitillServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120.0) -> None:
-        env = dict(os.environ, OMNITILL_LOG_LEVEL="WARNING")
+        env = dict(os.environ, OMNITILL_LOG_LEVEL="WARNING", **self.env)
         cmd = [str(VENV_BIN / "omnitill"), "serve", "--data-dir", str(self.data_dir),
                "--port", str(self.port), "--demo", self.demo]
         if self.patches:
@@ -119,6 +120,8 @@ class OmnitillServer:
 
     def cleanup(self) -> None:
         self.stop()
+        if self._log.exists():  # keep the last server log for post-mortems
+            shutil.copy(self._log, Path(tempfile.gettempdir()) / "omnitill-bench-last-server.log")
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 

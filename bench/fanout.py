@@ -116,7 +116,7 @@ class Client:
 
 
 def receiver(wid: int, system: str, port: int, token: str, first: int, count: int, topics_of: list[list[str]],
-             sku_index: dict[str, int], ctl: Any) -> None:
+             sku_index: dict[str, int], ctl: Any, batch: bool = True) -> None:
     """One generator process: `count` clients; obeys commands from the pipe `ctl`."""
     raise_nofile()
     random.seed(wid)
@@ -131,7 +131,8 @@ def receiver(wid: int, system: str, port: int, token: str, first: int, count: in
     now = time.time
     hello = b""
     if system == "omnitill":
-        hello = encode_frame(msgspec.json.encode({"type": "hello", "protocol": 1, "token": token, "client": "bench"}))
+        hello = encode_frame(msgspec.json.encode(
+            {"type": "hello", "protocol": 1, "token": token, "client": "bench", "batch": batch}))
 
     def subscribe_frames(c: Client) -> bytes:
         out = []
@@ -313,7 +314,8 @@ def receiver(wid: int, system: str, port: int, token: str, first: int, count: in
 
 
 class Workers:
-    def __init__(self, system: str, port: int, token: str, clients: int, k: int, skus: list[str], n: int) -> None:
+    def __init__(self, system: str, port: int, token: str, clients: int, k: int, skus: list[str], n: int,
+                 batch: bool = True) -> None:
         topics = [[f"stock:{skus[(i * k + j) % len(skus)]}" for j in range(k)] for i in range(clients)]
         sku_index = {f"stock:{s}": i for i, s in enumerate(skus)}
         self.pipes = []
@@ -323,7 +325,7 @@ class Workers:
         for w in range(n):
             a, b = mp.Pipe()
             p = mp.Process(target=receiver, args=(w, system, port, token, first, per[w],
-                                                  topics[first:first + per[w]], sku_index, b), daemon=True)
+                                                  topics[first:first + per[w]], sku_index, b, batch), daemon=True)
             p.start()
             self.pipes.append(a)
             self.procs.append(p)
@@ -378,7 +380,8 @@ class Workers:
 class Driver:
     """Issues changes at a paced rate; records t_send per (sku index, n)."""
 
-    def __init__(self, system: str, port: int, token: str, skus: list[str], conns: int) -> None:
+    def __init__(self, system: str, port: int, token: str, skus: list[str], conns: int, batch: bool = True) -> None:
+        self.batch = batch
         self.system, self.port, self.token, self.skus = system, port, token, skus
         self.loop = Loop()
         self.conns: list[WsConn] = []
@@ -405,7 +408,8 @@ class Driver:
 
     def _open(self, c: WsConn) -> None:
         if self.system == "omnitill":
-            c.send_text(msgspec.json.encode({"type": "hello", "protocol": 1, "token": self.token, "client": "bench"}))
+            c.send_text(msgspec.json.encode(
+                {"type": "hello", "protocol": 1, "token": self.token, "client": "bench", "batch": self.batch}))
         elif self.system == "node":
             self.ready += 1
 
@@ -588,9 +592,18 @@ def step_header() -> None:
           f"{'updates/s':>10} {'frames/s':>10} {'srvCPU':>7} {'us/upd':>8} {'genCPU':>7}", flush=True)
 
 
+def omnitill_variant(label: str) -> tuple[str, dict[str, str], bool]:
+    """'omnitill:hypercorn+nobatch+gctune' -> (patches, env, batch)."""
+    opts = [o for o in label.partition(":")[2].split("+") if o]
+    env = {"OMNITILL_WS_FRONT": "hypercorn"} if "hypercorn" in opts else {}
+    patches = ",".join(o for o in opts if o in ("gcfreeze", "gctune"))
+    return patches, env, "nobatch" not in opts
+
+
 def start_system(system: str) -> tuple[Any, int, str]:
     if system.startswith("omnitill"):
-        s = OmnitillServer(patches=system.partition(":")[2].replace("+", ","))
+        patches, env, _ = omnitill_variant(system)
+        s = OmnitillServer(patches=patches, env=env)
         s.start()
         return s, s.port, s.token
     port = free_port()
@@ -606,6 +619,7 @@ def start_system(system: str) -> tuple[Any, int, str]:
 def run_system(label: str, args: argparse.Namespace, skus: list[str]) -> dict[str, Any]:
     server, port, token = start_system(label)
     system = "omnitill" if label.startswith("omnitill") else label
+    batch = omnitill_variant(label)[2] if system == "omnitill" else False
     out: dict[str, Any] = {"system": label, "clients": args.clients, "topics_per_client": args.topics,
                            "skus": len(skus), "steps": []}
     workers: Workers | None = None
@@ -614,7 +628,7 @@ def run_system(label: str, args: argparse.Namespace, skus: list[str]) -> dict[st
         time.sleep(1.0)
         pid = server.pid
         rss0 = rss(pid)
-        workers = Workers(system, port, token, args.clients, args.topics, skus, args.workers)
+        workers = Workers(system, port, token, args.clients, args.topics, skus, args.workers, batch)
         t_conn = time.time()
         workers.call("connect", args=[args.connect_rate / args.workers] * args.workers)
         ready = workers.wait_ready(timeout=args.clients / args.connect_rate * 3 + 60)
@@ -638,7 +652,7 @@ def run_system(label: str, args: argparse.Namespace, skus: list[str]) -> dict[st
         if ready["ready"] < args.clients:
             out["error"] = f"only {ready['ready']} of {args.clients} clients subscribed"
         n_driver = max(8, min(64, math.ceil(max(args.rates) / 150))) if system == "omnitill" else 4
-        driver = Driver(system, port, token, skus, n_driver)
+        driver = Driver(system, port, token, skus, n_driver, batch)
         base: dict[str, int] = {}
         if system == "omnitill":
             for i, sku in enumerate(skus):
@@ -671,7 +685,7 @@ def run_system(label: str, args: argparse.Namespace, skus: list[str]) -> dict[st
         if system == "omnitill" and "cmdlat" in args.scenarios:
             wait_quiet(server.pid)
             if driver is None:
-                driver = Driver(system, server.port, server.token, skus, n_driver)
+                driver = Driver(system, server.port, server.token, skus, n_driver, batch)
             out["cmdlat"] = command_latency(server, driver, skus, args)
     finally:
         if driver is not None:
@@ -725,12 +739,17 @@ def storm(server: OmnitillServer, workers: Workers, skus: list[str], args: argpa
     t_kill = time.time()
     server.stop()
     t_down = time.time()
-    server.start()
-    t_ready = time.time()
-    # Changes while clients come back: late resumers get them replayed from history.
-    d = Driver("omnitill", server.port, server.token, skus, 8)
-    drv = d.run(100, 2.0)
-    d.close()
+    drv = {"sent": 0}
+    try:
+        server.start(timeout=args.storm_timeout)
+        t_ready = time.time()
+        # Changes while clients come back: late resumers get them replayed from history.
+        d = Driver("omnitill", server.port, server.token, skus, 8)
+        drv = d.run(100, 2.0)
+        d.close()
+    except (TimeoutError, RuntimeError) as exc:  # the restarted server never answered /readyz
+        print(f"# storm: restarted server not ready: {exc}", file=sys.stderr, flush=True)
+        t_ready = float("nan")
     deadline = time.time() + args.storm_timeout
     while time.time() < deadline:
         st = workers.call("storm_status")
@@ -745,7 +764,10 @@ def storm(server: OmnitillServer, workers: Workers, skus: list[str], args: argpa
     snaps = sum(s["snapshots"] for s in st)
     # Convergence: every client's seq per topic equals the server's.
     time.sleep(1.0)
-    truth = {f"stock:{sku}": server.request("GET", f"/api/v1/stock/{sku}")["seq"] for sku in skus}
+    try:
+        truth = {f"stock:{sku}": server.request("GET", f"/api/v1/stock/{sku}")["seq"] for sku in skus}
+    except Exception:
+        truth = {}
     positions = workers.call("positions")
     behind = sum(1 for p in positions for t, seqs in p.items() for s in seqs if s != truth.get(t))
     total_subs = sum(len(seqs) for p in positions for seqs in p.values())
@@ -781,7 +803,9 @@ def main() -> int:
     ap.add_argument("--rates", default="10,25,50,100,250,500,1000,2000,4000,8000", help="E: changes/s steps")
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per step")
     ap.add_argument("--systems", default="omnitill,node,socketio",
-                    help="comma list; 'omnitill:batch+gcfreeze' runs omnitill with bench/_patched_serve.py patches")
+                    help="comma list; variants: 'omnitill:hypercorn' (OMNITILL_WS_FRONT=hypercorn), "
+                    "'omnitill:nobatch' (clients do not opt in to batched frames), 'omnitill:gctune' "
+                    "(bench/_patched_serve.py patch); combine with +")
     ap.add_argument("--scenarios", default="fanout,memory,storm,cmdlat")
     ap.add_argument("--workers", type=int, default=2, help="receiver processes")
     ap.add_argument("--connect-rate", type=float, default=1000.0, help="new connections/s while setting up")

@@ -71,7 +71,7 @@ def omni_worker(
     run_id = f"{os.getpid():x}{int(time.time() * 1000) % 100000:x}"
     loop = Loop()
     hello = encode_frame(msgspec.json.encode(
-        {"type": "hello", "protocol": 1, "token": token, "client": "bench"}))
+        {"type": "hello", "protocol": 1, "token": token, "client": "bench", "batch": True}))
     prefix = f'{{"type":"command","name":"hold.place","args":{{"sku":"{sku}","location_id":"{LOCATION}","qty":1}},"op_id":"'
     lat = array("d")
     codes: Counter[str] = Counter()
@@ -468,7 +468,8 @@ def main() -> int:
     ap.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--no-pg", action="store_true")
     ap.add_argument("--patch", default="",
-                    help="also run omnitill with bench/_patched_serve.py patches, e.g. batch+gcfreeze")
+                    help="also run omnitill with bench/_patched_serve.py patches, e.g. gctune")
+    ap.add_argument("--front", default="", help="also run omnitill with OMNITILL_WS_FRONT=this (e.g. hypercorn)")
     ap.add_argument("--only-omnitill", action="store_true", help="skip the baselines")
     ap.add_argument("--sqlite-pool", type=int, default=8,
                     help="connections serving the clients in the pooled SQLite run (also run: one per client)")
@@ -500,14 +501,17 @@ def main() -> int:
         rows.append({"run": "omnitill sell-out", **r})
     finally:
         server.cleanup()
-    if args.patch:
-        server = OmnitillServer(patches=args.patch.replace("+", ","))
+    for label, patches, env in ((f"omnitill:{args.patch}", args.patch, {}),
+                                (f"omnitill:{args.front} front", "", {"OMNITILL_WS_FRONT": args.front})):
+        if not (patches or env.get("OMNITILL_WS_FRONT")):
+            continue
+        server = OmnitillServer(patches=patches.replace("+", ","), env=env)
         try:
             server.start()
             hot = server.skus(1)[0]
             server.receive(hot, LOCATION, 1_000_000, "bench-hot-receive")
             r = run_omnitill(server, hot, args.clients, args.depth, args.duration, None)
-            rows.append({"run": f"omnitill:{args.patch} (depth {args.depth})", **r})
+            rows.append({"run": f"{label} (depth {args.depth})", **r})
         finally:
             server.cleanup()
     if args.only_omnitill:

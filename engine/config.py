@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -40,6 +41,9 @@ class Config(msgspec.Struct, kw_only=True):
     idle_actor_s: float = 300.0
     ask_timeout_s: float = 5.0
     log_level: str = "INFO"
+    # "lean": /ws on the engine's own sockets and framing (engine/gateway/_front.py), HTTP on
+    # hypercorn, one port. "hypercorn": everything through hypercorn's ASGI (the old path).
+    ws_front: Literal["lean", "hypercorn"] = "lean"
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
@@ -54,6 +58,7 @@ class Config(msgspec.Struct, kw_only=True):
             demo=(env.get("OMNITILL_DEMO", "apparel") or None),
             allowed_origins=_env_list("OMNITILL_ALLOWED_ORIGINS", "*"),
             log_level=env.get("OMNITILL_LOG_LEVEL", "INFO"),
+            ws_front="hypercorn" if env.get("OMNITILL_WS_FRONT") == "hypercorn" else "lean",
         )
         for key, value in overrides.items():
             if value is not None:

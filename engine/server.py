@@ -318,10 +318,15 @@ class Engine:
                 hconfig.graceful_timeout = 3
                 hconfig.backlog = 4096
                 app: Any = GatewayApp(self)  # an ASGI app; hypercorn's types want its own scopes
-                binds = await nursery.start(
-                    partial(hypercorn.trio.serve, app, hconfig, shutdown_trigger=self._stop.wait)
-                )
-                self.bound_port = _port_of(binds, cfg.port)
+                if cfg.ws_front == "lean":  # /ws on the engine's own sockets, HTTP to hypercorn
+                    from .gateway._front import serve_front
+
+                    self.bound_port = await nursery.start(serve_front, self, app, hconfig)
+                else:
+                    binds = await nursery.start(
+                        partial(hypercorn.trio.serve, app, hconfig, shutdown_trigger=self._stop.wait)
+                    )
+                    self.bound_port = _port_of(binds, cfg.port)
                 self._ready = True
                 log.info(
                     "omnitill %s serving on http://%s:%s", SERVER_VERSION, cfg.host, self.bound_port

@@ -14,7 +14,14 @@ import msgspec
 
 from .domain import OPEN_STATUSES, Order, line_totals
 
-__all__ = ["order_view", "queue_entries", "queue_entry", "view_changes"]
+__all__ = [
+    "order_view",
+    "queue_entries",
+    "queue_entry",
+    "ship_entries",
+    "ship_entry",
+    "view_changes",
+]
 
 
 def _lines(state: Order) -> list[dict[str, Any]]:
@@ -121,3 +128,36 @@ def queue_entries(state: Order) -> dict[str, dict[str, Any] | None]:
     if state.pickup_location:
         locations.add(state.pickup_location)
     return {loc: queue_entry(state, loc) for loc in sorted(locations)}
+
+
+SHIP_OPEN = frozenset({"placed", "picking"})
+
+
+def ship_entry(state: Order, location_id: str) -> dict[str, Any] | None:
+    """The order's line on `location_id`'s ship-from-store picking list (key `ship:{id}`), or
+    None: open ship orders with units committed at that location."""
+    if state.fulfilment != "ship" or state.status not in SHIP_OPEN:
+        return None
+    items = [
+        {"line": a.line_no, "sku": a.sku, "qty": a.outstanding}
+        for a in state.allocs.values()
+        if a.location_id == location_id and a.outstanding > 0 and a.state == "committed"
+    ]
+    if not items:
+        return None
+    return {
+        "order_id": state.order_id,
+        "status": state.status,
+        "customer_ref": state.customer_ref,
+        "channel": state.channel,
+        "items": items,
+        "ship_to": state.ship_to or None,
+        "shipments": len({a.location_id for a in state.allocs.values() if a.outstanding > 0}),
+        "created_at": state.created_at,
+    }
+
+
+def ship_entries(state: Order) -> dict[str, dict[str, Any] | None]:
+    """location_id -> picking-list entry (None: remove) for every location the order touched."""
+    return {loc: ship_entry(state, loc) for loc in sorted({a.location_id for a in state.allocs.values()})}
+

@@ -167,8 +167,7 @@ class OrdersWiring:
             from_seq=state.version - len(events) + 1,
             seq=state.version,
         )
-        if state.fulfilment == "pickup":
-            self._publish_queue(state)
+        self._publish_queue(state)
         status_changed = old is None or old[1]["status"] != view["status"]
         if state.status != "pending" and (status_changed or "exceptions" in changes):
             self.webhooks.emit(
@@ -185,9 +184,14 @@ class OrdersWiring:
             )
 
     def _publish_queue(self, state: domain.Order) -> None:
+        """Pickup orders: `order:{id}` on the pickup queue; ship orders: `ship:{id}` on the
+        ship-from-store picking list of each location with units committed to it."""
         locations = self.engine.inventory.views.locations  # type: ignore[attr-defined]
-        key = f"order:{state.order_id}"
-        for loc, entry in views.queue_entries(state).items():
+        if state.fulfilment == "pickup":
+            key, entries = f"order:{state.order_id}", views.queue_entries(state)
+        else:
+            key, entries = f"ship:{state.order_id}", views.ship_entries(state)
+        for loc, entry in entries.items():
             view = locations.setdefault(loc, {})
             if entry is None and key not in view:
                 continue
@@ -196,17 +200,18 @@ class OrdersWiring:
             else:
                 view[key] = entry
             self.engine.bus.publish(f"location:{loc}", {key: entry})
-        if state.status in domain.OPEN_STATUSES:
+        if state.fulfilment == "pickup" and state.status in domain.OPEN_STATUSES:
             self.pickup_of[state.order_id] = state.pickup_location
         else:
             self.pickup_of.pop(state.order_id, None)
 
     async def rebuild_queues(self) -> int:
-        """At start-up: pickup-queue entries of open pickup orders (scans order streams)."""
+        """At start-up: pickup-queue and picking-list entries of open orders (scans order
+        streams)."""
         n = 0
         for stream in await self.engine.journal.list_streams("order:"):
             state = await load_order(self.engine.journal, stream[6:])
-            if state.fulfilment == "pickup" and state.status in domain.OPEN_STATUSES:
+            if state.status in domain.OPEN_STATUSES:
                 self._publish_queue(state)
                 n += 1
         return n

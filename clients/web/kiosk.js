@@ -1,5 +1,7 @@
-// The in-store kiosk: search or scan, live stock here and at the nearest stores, and
-// "hold it for pickup" at a chosen store. Set up once with /kiosk?location=<id>&token=<t>.
+// The in-store kiosk: search or scan, live stock here and at the nearest stores, "hold it for
+// pickup" at a chosen store, and "order it" to the customer's home or to this store (an
+// order.create with channel "kiosk", sold_at this store). Set up once with
+// /kiosk?location=<id>&token=<t>.
 import { api, connect, nearTopic, OmnitillError } from "./omnitill.js";
 import { bindBanner, clock, el, money, toDate } from "./ui.js";
 
@@ -55,6 +57,7 @@ async function boot() {
   }
   $("store-name").textContent = here ? here.name : LOCATION;
   $("here-name").textContent = here ? here.name : "this store";
+  $("order-here").textContent = here ? here.name : "this store";
   $("q").focus();
 }
 
@@ -243,9 +246,89 @@ $("hold-form").addEventListener("submit", async (ev) => {
   }
 });
 
+// ------------------------------------------------------------------ order it ------
+
+function dest() {
+  return document.querySelector('input[name="dest"]:checked').value;
+}
+for (const r of document.querySelectorAll('input[name="dest"]')) {
+  r.addEventListener("change", () => { $("home-fields").hidden = dest() !== "home"; $("order-msg").textContent = ""; });
+}
+
+function orderError(e) {
+  if (!(e instanceof OmnitillError)) return `We couldn't place the order: ${e}`;
+  if (e.code === "insufficient_stock") {
+    if (dest() === "store") {
+      const other = (e.details?.suggest || []).length ? " It is in stock at a store nearby, or" : "";
+      return `Sorry, this store doesn't have it right now.${other} we can send it to your home.`;
+    }
+    return "Sorry, it's sold out everywhere right now.";
+  }
+  if (e.code === "unreachable") return "We can't place orders right now. Please ask a member of staff.";
+  return `We couldn't place the order: ${e.message}`;
+}
+
+$("order-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const msg = $("order-msg");
+  const name = $("order-name").value.trim();
+  const fail = (text, field) => {
+    msg.className = "msg msg-error";
+    msg.textContent = text;
+    if (field) { $(field).setAttribute("aria-invalid", "true"); $(field).focus(); }
+  };
+  for (const f of ["order-name", "order-address", "order-zip"]) $(f).removeAttribute("aria-invalid");
+  if (!current) return;
+  if (!name) return fail("Please enter your name.", "order-name");
+  const args = { lines: [{ sku: current.sku, qty: 1 }], channel: "kiosk", sold_at: LOCATION, customer_ref: name };
+  const home = dest() === "home";
+  if (home) {
+    const address = $("order-address").value.trim();
+    const zip = $("order-zip").value.trim();
+    if (!address) return fail("Please enter your street address.", "order-address");
+    if (!/^\d{5}$/.test(zip)) return fail("Please enter a 5-digit ZIP code.", "order-zip");
+    try {
+      const pos = await api(`/api/v1/geo/resolve?q=${encodeURIComponent(zip)}`, { token: TOKEN });
+      args.ship_to = { address, postal_code: zip, name, lat: pos.lat, lon: pos.lon };
+    } catch (e) {
+      return fail(e.code === "not_found" ? `We don't deliver to ${zip} yet.` : `We couldn't check that ZIP code: ${e.message}`, "order-zip");
+    }
+  } else {
+    args.pickup_location = LOCATION;
+  }
+  $("order-btn").disabled = true;
+  msg.className = "msg msg-info";
+  msg.textContent = "Placing your order…";
+  try {
+    const r = await conn.command("order.create", args);
+    msg.textContent = "";
+    $("order-name").value = $("order-address").value = $("order-zip").value = "";
+    showOrderDone(r, home);
+  } catch (e) {
+    fail(orderError(e));
+  } finally {
+    $("order-btn").disabled = false;
+  }
+});
+
+function showOrderDone(r, home) {
+  $("product").hidden = true;
+  $("done").hidden = false;
+  $("done-h").textContent = home ? "It's on its way to you" : "It's ordered for you";
+  $("done-label").textContent = "Your order number";
+  $("done-id").textContent = r.order_id;
+  const what = `${current.name}${describeOptions(current) ? " (" + describeOptions(current) + ")" : ""}`;
+  $("done-text").textContent = home
+    ? `${what} will be shipped to your home. Staff can look it up with this number.`
+    : `${what} will be ready at ${here ? here.name : "this store"}. Your pickup code is ${r.pickup_code}.`;
+  $("done").focus();
+}
+
 function showDone(r, store) {
   $("product").hidden = true;
   $("done").hidden = false;
+  $("done-h").textContent = "It's held for you";
+  $("done-label").textContent = "Your hold number";
   $("done-id").textContent = r.hold_id;
   $("done-text").textContent = `${current.name}${describeOptions(current) ? " (" + describeOptions(current) + ")" : ""} ` +
     `will be ready at ${store.name} ${readyText(r.ready_at ?? store.ready_at)}. ` +

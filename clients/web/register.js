@@ -1,5 +1,6 @@
 // The browser register: sign-in, scan/search, cart with live availability, cash sale,
-// pickup holds, this store's pickup queue and stock at the other stores (endless aisle).
+// pickup holds, this store's pickup queue (orders and holds), the ship-from-store picking
+// list, returns against an original order, and stock at the other stores (endless aisle).
 import { api, connect, OmnitillError } from "./omnitill.js";
 import { bindBanner, clock, el, money, toast, toDate } from "./ui.js";
 
@@ -121,6 +122,10 @@ function resetApp() {
   nearLine = null;
   $("cart").tBodies[0].replaceChildren();
   $("queue").replaceChildren();
+  $("orders").replaceChildren();
+  $("ship").replaceChildren();
+  $("return-form").hidden = true;
+  returning = null;
   $("results").replaceChildren();
   $("recent").replaceChildren();
   renderCartMeta();
@@ -450,8 +455,13 @@ $("hold-form").addEventListener("submit", async (ev) => {
 function renderQueue(view) {
   const panel = $("queue-panel");
   panel.classList.toggle("is-stale", view.stale);
+  $("ship-panel").classList.toggle("is-stale", view.stale);
+  renderOrders(view);
+  renderShipList(view);
+  // An order's holds show on its order card, not again as loose holds.
   const holds = Object.entries(view.state)
-    .filter(([k, h]) => k.startsWith("hold:") && h && (!h.status || ["active", "held", "placed", "ready"].includes(h.status)))
+    .filter(([k, h]) => k.startsWith("hold:") && h && !String(h.customer_ref || "").startsWith("order:")
+      && (!h.status || ["active", "held", "placed", "ready"].includes(h.status)))
     .map(([, h]) => h)
     .sort((a, b) => (toDate(a.expires_at) ?? 0) - (toDate(b.expires_at) ?? 0));
   $("queue-empty").hidden = holds.length > 0;
@@ -486,6 +496,256 @@ async function holdAction(name, hold, done) {
     toast(toasts, `Could not update hold ${hold.hold_id}: ${e.message}`, "error", 8000);
   }
 }
+
+// ---------------------------------------------------------------- orders -----------
+
+const STATUS_LABEL = {
+  placed: "New", picking: "Picking", ready: "Ready", partially_picked_up: "Partly picked up",
+};
+const partialOpen = new Set();   // order ids whose partial-pickup form is open
+const drafts = new Map();        // input key -> typed value (survives live re-renders)
+const naming = new Set();        // SKUs whose product name is being looked up
+
+/** A product's display name; unknown SKUs are looked up once and the views re-rendered. */
+function itemName(sku) {
+  const p = products.get(sku);
+  if (p) return describe(p);
+  if (!naming.has(sku)) {
+    naming.add(sku);
+    call(`/api/v1/products?query=${encodeURIComponent(sku)}&limit=5`).then(({ items }) => {
+      const hit = items.find((x) => x.sku === sku);
+      if (!hit) return;
+      products.set(sku, hit);
+      if (queueView) renderQueue(queueView);
+      for (const n of document.querySelectorAll(`[data-name-sku="${CSS.escape(sku)}"]`)) n.textContent = describe(hit);
+    }).catch(() => {});
+  }
+  return sku;
+}
+
+function draftInput(key, attrs) {
+  return el("input", {
+    ...attrs, value: drafts.has(key) ? drafts.get(key) : (attrs.value ?? ""), dataset: { focusKey: key },
+    oninput: (ev) => drafts.set(key, ev.target.value),
+  });
+}
+
+/** Order items aggregated per line (a line may be split over several holds). */
+function orderLines(entry) {
+  const byLine = new Map();
+  for (const it of entry.items || []) {
+    const l = byLine.get(it.line) || { line: it.line, sku: it.sku, qty: 0 };
+    l.qty += it.qty;
+    byLine.set(it.line, l);
+  }
+  return [...byLine.values()].sort((a, b) => a.line - b.line);
+}
+
+function renderOrders(view) {
+  const orders = Object.entries(view.state)
+    .filter(([k, o]) => k.startsWith("order:") && o)
+    .map(([, o]) => o)
+    // Customers waiting at the curb first, then oldest first.
+    .sort((a, b) => (b.bay ? 1 : 0) - (a.bay ? 1 : 0) || (a.created_at || 0) - (b.created_at || 0));
+  $("orders-empty").hidden = orders.length > 0;
+  $("orders").hidden = orders.length === 0;
+  const focusKey = document.activeElement?.dataset?.focusKey;
+  $("orders").replaceChildren(...orders.map(orderCard));
+  if (focusKey) document.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
+}
+
+function orderCard(o) {
+  const id = o.order_id;
+  const who = o.customer_ref || "Customer";
+  const lines = orderLines(o);
+  const canReady = ["placed", "picking"].includes(o.status);
+  const canHand = ["placed", "picking", "ready", "partially_picked_up"].includes(o.status);
+  const btn = (label, key, onclick, cls = "small") => el("button", { type: "button", class: cls,
+    dataset: { focusKey: `${key}:${id}` }, "aria-label": `${label}: order ${id} for ${who}`, onclick }, label);
+  const actions = el("span", { class: "actions" },
+    canReady ? btn("Ready", "ready", () => orderAction("order.ready", { order_id: id }, `Order ${id} is ready; the customer has been told.`)) : null,
+    canHand ? btn("Picked up", "pickup", () => orderAction("order.pickup", { order_id: id }, `Order ${id} picked up by ${who}.`)) : null,
+    canHand && lines.some((l) => l.qty > 1) || canHand && lines.length > 1
+      ? btn(partialOpen.has(id) ? "Close" : "Partial…", "partial", () => { partialOpen.has(id) ? partialOpen.delete(id) : partialOpen.add(id); renderQueue(queueView); }, "small secondary")
+      : null);
+  const li = el("li", { dataset: { order: id, status: o.status } },
+    el("span", { class: "who" }, who, " ",
+      o.bay ? el("span", { class: "bay", title: "Waiting at the curb" }, `Bay ${o.bay}`) : null),
+    actions,
+    el("span", { class: "status-tag" }, STATUS_LABEL[o.status] || o.status,
+      o.open_exceptions ? el("span", { class: "msg-error" }, ` · ${o.open_exceptions} exception(s)`) : null),
+    el("ul", { class: "items" }, lines.map((l) => el("li", { dataset: { line: l.line } }, `${l.qty} × ${itemName(l.sku)}`))),
+    el("span", { class: "meta" }, "Order ", el("code", {}, id), ` · ${o.channel}`,
+      o.curbside ? " · curbside" : "", ` · since ${clock(o.created_at)}`));
+  if (partialOpen.has(id) && canHand) {
+    const form = el("form", { class: "partial", "aria-label": `Partial pickup of order ${id}`,
+      onsubmit: (ev) => { ev.preventDefault(); partialPickup(o, lines); } },
+      lines.map((l) => el("label", {}, `${itemName(l.sku)} (of ${l.qty}) `,
+        draftInput(`partial:${id}:${l.line}`, { type: "number", min: "0", max: String(l.qty), value: "0", "aria-label": `Hand over how many of line ${l.line}` }))),
+      el("button", { type: "submit", class: "small", dataset: { focusKey: `partial-go:${id}` } }, "Hand over these"));
+    li.append(form);
+  }
+  return li;
+}
+
+async function orderAction(name, args, done) {
+  try {
+    await conn.command(name, args);
+    toast(toasts, done, "ok");
+    requestAnimationFrame(() => { if (!document.activeElement || document.activeElement === document.body) $("scan").focus(); });
+    return true;
+  } catch (e) {
+    toast(toasts, `Could not ${name.split(".")[1]} order ${args.order_id}: ${e.message}`, "error", 8000);
+    return false;
+  }
+}
+
+async function partialPickup(o, lines) {
+  const picked = lines
+    .map((l) => ({ line: l.line, qty: parseInt(drafts.get(`partial:${o.order_id}:${l.line}`) || "0", 10) }))
+    .filter((l) => l.qty > 0);
+  if (!picked.length) return toast(toasts, "Enter how many of each item the customer takes.", "error");
+  const ok = await orderAction("order.pickup", { order_id: o.order_id, lines: picked },
+    `Order ${o.order_id}: ${picked.reduce((s, l) => s + l.qty, 0)} item(s) handed over.`);
+  if (ok) {
+    partialOpen.delete(o.order_id);
+    for (const l of lines) drafts.delete(`partial:${o.order_id}:${l.line}`);
+    renderQueue(queueView);
+  }
+}
+
+// ---------------------------------------------------------------- ship from store --
+
+function renderShipList(view) {
+  const orders = Object.entries(view.state)
+    .filter(([k, o]) => k.startsWith("ship:") && o)
+    .map(([, o]) => o)
+    .sort((a, b) => (a.created_at || 0) - (b.created_at || 0));
+  $("ship-empty").hidden = orders.length > 0;
+  $("ship").hidden = orders.length === 0;
+  const focusKey = document.activeElement?.dataset?.focusKey;
+  $("ship").replaceChildren(...orders.map((o) => {
+    const id = o.order_id;
+    const who = o.customer_ref || o.ship_to?.name || "Customer";
+    return el("li", { dataset: { ship: id, status: o.status } },
+      el("span", { class: "who" }, who),
+      el("span", { class: "actions" },
+        o.status === "placed" ? el("button", { type: "button", class: "small secondary", dataset: { focusKey: `pick:${id}` },
+          "aria-label": `Start picking order ${id}`, onclick: () => orderAction("order.pick", { order_id: id }, `Picking order ${id}.`) }, "Start picking") : null),
+      el("span", { class: "status-tag" }, o.status === "picking" ? "Picking" : "To pick",
+        o.shipments > 1 ? ` · 1 of ${o.shipments} shipments` : ""),
+      el("ul", { class: "items" }, o.items.map((it) => el("li", {}, `${it.qty} × ${itemName(it.sku)}`))),
+      el("span", { class: "meta" }, "Order ", el("code", {}, id), o.ship_to ? ` · to ${o.ship_to.address}` : ""),
+      el("form", { class: "partial", "aria-label": `Ship order ${id}`, onsubmit: (ev) => { ev.preventDefault(); shipOrder(id); } },
+        el("label", {}, "Carrier ", draftInput(`carrier:${id}`, { type: "text", value: "ups", maxlength: "40", style: "width:6rem" })),
+        el("label", {}, "Tracking ", draftInput(`tracking:${id}`, { type: "text", maxlength: "60", style: "width:10rem" })),
+        el("button", { type: "submit", class: "small", dataset: { focusKey: `ship-go:${id}` } }, "Ship")));
+  }));
+  if (focusKey) document.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
+}
+
+async function shipOrder(id) {
+  const carrier = (drafts.get(`carrier:${id}`) ?? "ups").trim();
+  const tracking = (drafts.get(`tracking:${id}`) || "").trim();
+  if (!carrier || !tracking) return toast(toasts, "Enter the carrier and the tracking number.", "error");
+  if (await orderAction("order.ship", { order_id: id, carrier, tracking }, `Order ${id} shipped (${carrier} ${tracking}).`)) {
+    drafts.delete(`carrier:${id}`);
+    drafts.delete(`tracking:${id}`);
+  }
+}
+
+// ---------------------------------------------------------------- returns ----------
+
+const REASONS = [["unwanted", "Changed mind"], ["wrong_size", "Wrong size"], ["wrong_item", "Wrong item"],
+  ["late", "Arrived late"], ["damaged", "Damaged"], ["defective", "Defective"], ["other", "Other"]];
+let returning = null; // the order view being returned against
+
+$("return-find").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const code = $("return-code").value.trim().toUpperCase();
+  const msg = $("return-msg");
+  $("return-form").hidden = true;
+  returning = null;
+  if (!code) return $("return-code").focus();
+  msg.className = "msg msg-info";
+  msg.textContent = "Looking up the order…";
+  try {
+    const o = await call(`/api/v1/orders/${encodeURIComponent(code)}`);
+    showReturn(o);
+    msg.textContent = "";
+    msg.className = "";
+  } catch (e) {
+    msg.className = "msg msg-error";
+    msg.textContent = e.code === "not_found" ? `No order ${code}. Check the code on the receipt.` : `Lookup failed: ${e.message}`;
+    $("return-code").select();
+  }
+});
+
+function showReturn(o) {
+  returning = o;
+  const rows = o.lines.map((ln) => {
+    const returnable = ln.fulfilled - ln.returned;
+    return el("tr", { dataset: { line: ln.line } },
+      el("td", {}, el("div", { dataset: { nameSku: ln.sku } }, itemName(ln.sku)), el("div", { class: "muted" }, `${ln.sku} · ${money(ln.price_cents)} each`)),
+      el("td", { class: "num" }, String(returnable)),
+      el("td", { class: "num" }, el("input", { type: "number", min: "0", max: String(returnable), value: "0",
+        disabled: returnable <= 0, "aria-label": `Return how many of line ${ln.line}`,
+        oninput: () => { $("return-msg").textContent = ""; $("return-msg").className = ""; renderReturnTotal(); } })),
+      el("td", {}, el("select", { "aria-label": `Reason for line ${ln.line}`, disabled: returnable <= 0 },
+        REASONS.map(([v, label]) => el("option", { value: v }, label)))));
+  });
+  $("return-lines").tBodies[0].replaceChildren(...rows);
+  $("return-order").textContent = `Order ${o.order_id} · ${o.status.replaceAll("_", " ")} · ${o.channel}` +
+    (o.customer_ref ? ` · ${o.customer_ref}` : "") + (o.refund_due_cents ? ` · refunded so far ${money(o.refund_due_cents)}` : "");
+  $("return-form").hidden = false;
+  renderReturnTotal();
+  $("return-lines").querySelector("input:not([disabled])")?.focus();
+}
+
+function returnPicks() {
+  if (!returning) return [];
+  return [...$("return-lines").tBodies[0].rows].map((tr) => {
+    const line = returning.lines.find((l) => l.line === Number(tr.dataset.line));
+    const qty = parseInt(tr.querySelector("input").value || "0", 10);
+    return { line, qty, reason: tr.querySelector("select").value };
+  }).filter((p) => p.qty > 0);
+}
+
+function renderReturnTotal() {
+  const picks = returnPicks();
+  const due = picks.reduce((s, p) => s + p.qty * p.line.price_cents, 0);
+  $("return-total").textContent = picks.length ? `Refund due ${money(due)}` : "Choose what comes back.";
+  $("return-btn").disabled = !picks.length;
+}
+
+$("return-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const picks = returnPicks();
+  const msg = $("return-msg");
+  if (!returning || !picks.length) return;
+  const bad = picks.find((p) => p.qty > p.line.fulfilled - p.line.returned);
+  if (bad) {
+    msg.className = "msg msg-error";
+    msg.textContent = `Line ${bad.line.line}: only ${bad.line.fulfilled - bad.line.returned} can come back.`;
+    return;
+  }
+  $("return-btn").disabled = true;
+  try {
+    const r = await conn.command("order.return", {
+      order_id: returning.order_id, location_id: session.location_id,
+      lines: picks.map((p) => ({ line: p.line.line, qty: p.qty, reason: p.reason })),
+    });
+    msg.className = "msg msg-ok";
+    msg.textContent = `Returned to this store. Refund due ${money(r.refund_due_cents)} for order ${returning.order_id}.`;
+    $("return-form").hidden = true;
+    $("return-code").value = "";
+    returning = null;
+  } catch (e) {
+    msg.className = "msg msg-error";
+    msg.textContent = `Return refused: ${e.message}`;
+    $("return-btn").disabled = false;
+  }
+});
 
 // ---------------------------------------------------------------- other stores -----
 

@@ -3,6 +3,10 @@
 // omnitill server:  <script type="module" src="https://<omnitill>/static/widget.js"></script>
 // It fetches a public (storefront) token, opens the omnitill WebSocket and shows the nearest
 // stores with stock, live. Every element on a page shares one connection per endpoint.
+//
+// <omnitill-order order="O..." token="<customer_token>" endpoint="..."> — a customer's order
+// status, live from the `order:{id}` topic (the token is the `customer_token` that
+// POST /api/v1/orders returned; it reads that one order). Curbside orders get "I'm here".
 import { api, connect, nearTopic, wsUrl } from "./omnitill.js";
 
 const connections = new Map(); // endpoint -> Connection
@@ -169,4 +173,205 @@ class OmnitillStock extends HTMLElement {
 }
 
 if (!customElements.get("omnitill-stock")) customElements.define("omnitill-stock", OmnitillStock);
-export { OmnitillStock };
+
+// ------------------------------------------------------------------ order status ---
+
+const ORDER_STEPS = {
+  pickup: [["placed", "Order received"], ["picking", "Being picked"], ["ready", "Ready for pickup"], ["picked_up", "Picked up"]],
+  ship: [["placed", "Order received"], ["picking", "Being picked"], ["shipped", "Shipped"], ["delivered", "Delivered"]],
+};
+const STATUS_TEXT = {
+  pending: "We are placing your order…",
+  placed: "Order received",
+  picking: "We are picking your order",
+  ready: "Ready for pickup",
+  partially_picked_up: "Partly picked up",
+  picked_up: "Picked up — thank you!",
+  shipped: "On its way",
+  delivered: "Delivered",
+  cancelled: "Cancelled",
+  rejected: "We could not place this order",
+  returned: "Returned",
+};
+
+const ORDER_STYLE = STYLE + `
+  h2 { font-size: 18px; margin: 0 0 4px; }
+  .sub { color: #4f5661; font-size: 13px; margin: 0 0 10px; }
+  .code { font: 700 28px ui-monospace, monospace; letter-spacing: .12em; margin: 6px 0; }
+  ol.steps { list-style: none; display: flex; gap: 6px; margin: 10px 0; padding: 0; flex-wrap: wrap; }
+  ol.steps li { border: 1px solid #c9ced6; border-radius: 999px; padding: 2px 10px; font-size: 13px; color: #4f5661; }
+  ol.steps li.done { background: #e6f2ea; border-color: #0d5a27; color: #0d5a27; }
+  ol.steps li.current { background: #0d5a27; color: #fff; border-color: #0d5a27; font-weight: 700; }
+  table { width: 100%; border-collapse: collapse; font-size: 14px; }
+  th, td { text-align: left; padding: 4px 0; border-top: 1px solid #e3e6ea; }
+  td.num, th.num { text-align: right; }
+  form { display: flex; gap: 6px; align-items: end; margin-top: 10px; }
+  input { font: inherit; padding: 4px 6px; width: 6rem; }
+  button { font: inherit; padding: 5px 12px; border-radius: 6px; border: 1px solid #0d5a27; background: #0d5a27; color: #fff; cursor: pointer; }
+  .note { margin: 8px 0 0; }
+`;
+
+const orderConnections = new Map(); // endpoint + token -> Connection
+
+class OmnitillOrder extends HTMLElement {
+  static observedAttributes = ["order", "token", "endpoint"];
+
+  constructor() {
+    super();
+    this.root = this.attachShadow({ mode: "open" });
+    this.root.innerHTML = `<style>${ORDER_STYLE}</style>
+      <div class="box" part="box"><h2 class="headline" part="headline">Loading your order…</h2><div class="body"></div>
+      <p class="status" role="status" aria-live="polite"><span class="dot" aria-hidden="true"></span><span class="status-text"></span></p></div>`;
+    this.box = this.root.querySelector(".box");
+    this.view = null;
+    this.note = "";
+  }
+
+  connectedCallback() { this.setup(); }
+  disconnectedCallback() { this.off?.(); this.view?.close(); this.view = null; }
+  attributeChangedCallback() { if (this.isConnected) this.setup(); }
+
+  get endpoint() {
+    return (this.getAttribute("endpoint") || location.origin).replace(/\/+$/, "");
+  }
+
+  setup() {
+    this.off?.();
+    this.view?.close();
+    this.view = null;
+    const order = this.getAttribute("order");
+    const token = this.getAttribute("token");
+    if (!order || !token) { this.error = "This link is incomplete: it needs the order and its token."; return this.render(); }
+    this.error = null;
+    const key = `${this.endpoint} ${token}`;
+    this.conn = orderConnections.get(key);
+    if (!this.conn) {
+      this.conn = connect({ url: wsUrl(this.endpoint + "/"), token, client: "widget" });
+      orderConnections.set(key, this.conn);
+    }
+    this.view = this.conn.subscribe(`order:${order}`);
+    this.off = this.view.on(() => this.render());
+    this.conn.on("state", () => this.render());
+  }
+
+  async arrived(bay) {
+    try {
+      await this.conn.command("order.arrived", { order_id: this.getAttribute("order"), bay });
+      this.note = `Thanks — we are on our way to bay ${bay}.`;
+    } catch (e) {
+      this.note = `We couldn't tell the store: ${e.message}`;
+    }
+    this.render();
+  }
+
+  render() {
+    const head = this.root.querySelector(".headline");
+    const body = this.root.querySelector(".body");
+    const status = this.root.querySelector(".status-text");
+    const v = this.view;
+    const stale = !v || v.stale;
+    this.box.classList.toggle("stale", !!this.error || (stale && !!v?.ready));
+    if (this.error || v?.error) {
+      this.dataset.state = "error";
+      head.textContent = this.error || (v.error.code === "forbidden" || v.error.code === "unauthorized"
+        ? "This order link has expired or is not valid." : `Order status is unavailable: ${v.error.message}`);
+      body.replaceChildren();
+      status.textContent = "";
+      return;
+    }
+    if (!v || !v.ready || !v.state.status) {
+      this.dataset.state = "loading";
+      head.textContent = v?.ready ? "We can't find this order." : "Loading your order…";
+      body.replaceChildren();
+      return;
+    }
+    const o = v.state;
+    this.dataset.state = stale ? "stale" : "live";
+    this.dataset.status = o.status;
+    head.textContent = STATUS_TEXT[o.status] || o.status;
+    const parts = [];
+    const sub = document.createElement("p");
+    sub.className = "sub";
+    sub.textContent = `Order ${o.order_id}` + (o.fulfilment === "pickup" ? ` · pick up at ${o.pickup_location}` : o.ship_to ? ` · to ${o.ship_to.address}` : "");
+    parts.push(sub);
+    const steps = ORDER_STEPS[o.fulfilment] || [];
+    const at = steps.findIndex(([s]) => s === (o.status === "partially_picked_up" ? "ready" : o.status));
+    if (at >= 0 || o.status === "returned") {
+      const ol = document.createElement("ol");
+      ol.className = "steps";
+      ol.setAttribute("aria-label", "Progress");
+      steps.forEach(([s, label], i) => {
+        const li = document.createElement("li");
+        li.textContent = label;
+        if (i < at || o.status === "returned") li.className = "done";
+        if (i === at) { li.className = "current"; li.setAttribute("aria-current", "step"); }
+        ol.append(li);
+      });
+      parts.push(ol);
+    }
+    if (o.pickup_code) {
+      const p = document.createElement("div");
+      p.innerHTML = `<div class="meta">Show this code at the counter</div><div class="code" part="code"></div>`;
+      p.querySelector(".code").textContent = o.pickup_code;
+      parts.push(p);
+    }
+    if (o.shipment) {
+      const p = document.createElement("p");
+      p.className = "note";
+      p.textContent = `Shipped with ${o.shipment.carrier}, tracking ${o.shipment.tracking}.`;
+      parts.push(p);
+    }
+    const table = document.createElement("table");
+    table.innerHTML = `<thead><tr><th>Item</th><th class="num">Qty</th><th class="num">Status</th></tr></thead><tbody></tbody>`;
+    for (const ln of o.lines || []) {
+      const tr = document.createElement("tr");
+      tr.dataset.line = ln.line;
+      const done = o.fulfilment === "pickup" ? "picked up" : "shipped";
+      const state = ln.cancelled >= ln.qty ? "cancelled"
+        : ln.returned ? `${ln.returned} returned`
+        : ln.fulfilled >= ln.qty - ln.cancelled ? done
+        : ln.fulfilled ? `${ln.fulfilled} ${done}` : "on order";
+      tr.innerHTML = `<td></td><td class="num"></td><td class="num"></td>`;
+      tr.children[0].textContent = ln.sku;
+      tr.children[1].textContent = String(ln.qty);
+      tr.children[2].textContent = state;
+      table.tBodies[0].append(tr);
+    }
+    parts.push(table);
+    if (o.refund_due_cents) {
+      const p = document.createElement("p");
+      p.className = "note";
+      p.textContent = `Refund due: ${(o.refund_due_cents / 100).toLocaleString(undefined, { style: "currency", currency: "USD" })}`;
+      parts.push(p);
+    }
+    const open = ["placed", "picking", "ready", "partially_picked_up"].includes(o.status);
+    if (o.curbside && open) {
+      if (o.bay) {
+        const p = document.createElement("p");
+        p.className = "note";
+        p.textContent = `You're checked in at bay ${o.bay}.`;
+        parts.push(p);
+      } else {
+        const form = document.createElement("form");
+        form.innerHTML = `<label>Parking bay<br><input name="bay" maxlength="16" required></label><button type="submit">I'm here</button>`;
+        form.addEventListener("submit", (ev) => { ev.preventDefault(); const bay = form.bay.value.trim(); if (bay) this.arrived(bay); });
+        parts.push(form);
+      }
+    }
+    if (this.note) {
+      const p = document.createElement("p");
+      p.className = "note";
+      p.setAttribute("role", "status");
+      p.textContent = this.note;
+      parts.push(p);
+    }
+    const focused = this.root.activeElement?.name;
+    body.replaceChildren(...parts);
+    if (focused) this.root.querySelector(`[name="${focused}"]`)?.focus();
+    const offline = this.conn.state === "offline";
+    status.textContent = !stale ? "Live status" : offline ? "Offline — status may be out of date" : "Updating…";
+  }
+}
+
+if (!customElements.get("omnitill-order")) customElements.define("omnitill-order", OmnitillOrder);
+export { OmnitillOrder, OmnitillStock };

@@ -118,7 +118,7 @@ class LocalBus:
         state = self._topics.get(name)
         return len(state.subscribers) if state else 0
 
-    def catch_up(self, name: str, resume: Position) -> Delta | None | bool:
+    def catch_up(self, name: str, resume: Position) -> Delta | bool | None:
         """What a subscriber at `resume` is missing.
 
         Returns True if it is current, one merged Delta covering what it missed if that is all

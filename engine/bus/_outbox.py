@@ -96,6 +96,11 @@ class Outbox:
         if not self._has_data.is_set():
             self._has_data.set()
 
+    def wake(self) -> None:
+        """Wake the writer without queueing anything (its transport has control frames)."""
+        if not self._has_data.is_set():
+            self._has_data.set()
+
     def send(self, msg: Any) -> None:
         """Queue a control message (encoded now, in this connection's encoding)."""
         self.send_encoded(encode(msg, self.encoding))

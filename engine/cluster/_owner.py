@@ -176,6 +176,7 @@ class Ownership:
         self.reply_key = f"{prefix}:reply:{node_id}"
         self.active: dict[str, _OwnedActor] = {}
         self._holders: dict[str, tuple[str, float]] = {}  # key -> (node, cached until)
+        self._resolving: dict[str, trio.Event] = {}  # key -> set when its lookup is done
         self._pending: dict[int, _Pending] = {}
         # Random start: a late reply addressed to an earlier run of this node matches nothing.
         self._ids = itertools.count(secrets.randbits(40) << 20)
@@ -233,11 +234,20 @@ class Ownership:
                 return await self._degraded(key, msg, remaining)
             node = self._cached_holder(key)
             if node is None:
+                busy = self._resolving.get(key)
+                if busy is not None:  # single flight: a hot key resolves once, not per command
+                    with trio.move_on_at(deadline):
+                        await busy.wait()
+                    continue
+                busy = self._resolving[key] = trio.Event()
                 try:
                     token, node = await self.leases.acquire_or_holder(key)
                 except ClusterUnavailable as exc:
                     self._broke(exc)
                     return await self._degraded(key, msg, deadline - trio.current_time())
+                finally:
+                    del self._resolving[key]
+                    busy.set()
                 if token is not None:
                     self.acquired += 1
                     return await self.registry.ask(

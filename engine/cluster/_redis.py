@@ -44,6 +44,7 @@ async def make_client(url: str, timeout: float) -> aioredis.Redis:
         socket_timeout=timeout,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1),
         health_check_interval=10,
+        max_connections=512,  # concurrent lease round trips + blocking pops share the pool
     )
     try:
         await client.ping()

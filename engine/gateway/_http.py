@@ -46,6 +46,7 @@ PAGES = {
     "/kiosk": "kiosk.html",
     "/ops": "ops.html",
     "/widget-demo": "widget-demo.html",
+    "/order-status": "order-status.html",
 }
 
 

@@ -1,38 +1,50 @@
-"""The `/ws` endpoint, as a raw ASGI websocket handler.
+"""The `/ws` endpoint: one Connection per client, over a small transport interface.
 
 Theory of operation
 -------------------
-Each connection runs its reader (decodes frames, answers hello/subscribe/ping inline, starts
-commands as tasks so one connection can pipeline many) and its writer (the only task that ever
-sends on this socket: it drains the connection's Outbox) in its own nursery. One engine-wide
-sweeper task (`sweep_connections`) is the watchdog of every connection (hello deadline,
-slow-consumer cut-off): a timer per connection would cost thousands of deadline expiries a
-second at 10,000 clients. Actors and the bus only
-ever call the Outbox's non-blocking methods, so a stalled socket can delay nobody but itself;
-its pending deltas are conflated per topic, so its memory stays bounded.
+A Connection runs on a `Transport`: `recv()` the next message (None when the input is over),
+`send_frames()` many messages in one write, `send_close()`, `ping()` and `abort()`. Two
+transports exist: the engine's own lean front (`_front.LeanTransport`, raw trio socket, the
+default) and ASGI (`AsgiTransport`, for hypercorn: `Config.ws_front = "hypercorn"`, and for a
+`/ws` upgrade that arrives on an HTTP keep-alive connection hypercorn already serves).
 
-Stuck sockets. hypercorn shields its socket writes from cancellation, so a client that stops
-reading blocks the writer inside `send` and cancelling the connection's nursery cannot free it
-(the nursery waits for the writer forever, and so would engine shutdown). The watchdog counts a
-send in progress as pending output, so a writer stuck with an empty outbox is still noticed;
-and a guard task, woken whenever the nursery is cancelled for any reason, gives the writer
-STUCK_SEND_S to come out and otherwise shuts the TCP socket down under hypercorn, which fails
-the blocked write and lets everything unwind. The client sees the connection drop (it was not
-reading the close frame anyway), reconnects and resumes.
+Each connection runs two tasks: its reader (the task that accepted it: decodes frames, answers
+hello/subscribe/ping inline, starts commands as tasks so one connection can pipeline many) and
+its writer (the only task that ever writes to this socket: it drains the connection's Outbox,
+everything that is due in one `send_frames`). Actors and the bus only ever call the Outbox's
+non-blocking methods, so a stalled socket can delay nobody but itself; its pending deltas are
+conflated per topic, so its memory stays bounded.
 
-Bad input never closes the connection by itself: every bad frame gets an `error` with a stable
-code and changes nothing. A client that sends nothing but bad frames (over BAD_FRAME_LIMIT in
-a row) is closed with 1008, and one that never says hello within HELLO_TIMEOUT_S with 4003.
+One engine-wide sweeper task (`sweep_connections`) is the watchdog and heartbeat of every
+connection: hello deadline, slow-consumer cut-off, WebSocket pings every `heartbeat_s` to
+connections that sent nothing for that long, 1001 "going away" to all on shutdown. A timer per
+connection would cost thousands of deadline expiries a second at 10,000 clients.
+
+Closing. `close(code)` only records the code and wakes the writer, which flushes what is
+queued (the error that explains the close), sends the close frame and gives the reader
+LINGER_S to see the peer's answer. When the peer closes first, the reader ends and the writer
+echoes the close. A writer that cannot get the close out (the client stopped reading and the
+socket buffers are full) is the stuck-client case: STUCK_SEND_S after the close the sweeper
+aborts the transport (lean: closes the socket with a reset, which fails the blocked write;
+ASGI: shuts the socket down under hypercorn, whose writes shield cancellation). The client
+sees the connection drop, reconnects and resumes.
+
+Bad input never closes the connection by itself: every bad message gets an `error` with a
+stable code and changes nothing. A client that sends nothing but bad messages (over
+BAD_FRAME_LIMIT in a row) is closed with 1008, and one that never says hello within
+HELLO_TIMEOUT_S with 4003. Broken WebSocket framing (lean front) closes with 1002/1007/1009.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 import secrets
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -62,19 +74,47 @@ from protocol import (
 from ..auth import Claims, check_topic
 from ..bus import DeltaFrame, Outbox, OutboxOverflow
 from ._ratelimit import TokenBucket
+from ._wsframe import FrameError
 
 if TYPE_CHECKING:
     from ..server import Engine
 
-__all__ = ["serve_websocket", "sweep_connections"]
+__all__ = ["AsgiTransport", "Connection", "Transport", "run_connection", "serve_websocket",
+           "sweep_connections"]
 
 log = logging.getLogger("omnitill.gateway")
 
 HELLO_TIMEOUT_S = 10.0
-STUCK_SEND_S = 1.0  # after a close or cancel, how long a blocked socket write may keep us
+STUCK_SEND_S = 1.0  # after a close, how long a blocked socket write may keep a connection
+LINGER_S = 1.0  # after our close frame, how long we wait for the peer's
 BAD_FRAME_LIMIT = 50
 MAX_INFLIGHT_COMMANDS = 128
+GOING_AWAY = "server shutting down: reconnect and resume"
 _session_ids = itertools.count(1)
+
+
+class Transport(Protocol):
+    """What a Connection needs from the socket under it."""
+
+    wake: Callable[[], None] | None  # set by the Connection: wakes its writer
+
+    async def recv(self) -> str | bytes | None:
+        """The next message; None once the peer closed or went away. May raise FrameError."""
+        ...
+
+    async def send_frames(self, frames: list[bytes], text: bool) -> None:
+        """Send each frame as one WebSocket message, all in one write if possible."""
+        ...
+
+    async def send_close(self, code: int, reason: str) -> None: ...
+
+    def ping(self) -> None:
+        """Queue a WebSocket ping (the writer sends it); a no-op where the server pings."""
+        ...
+
+    def abort(self) -> bool:
+        """Drop the connection now, failing any blocked write. False if it cannot."""
+        ...
 
 
 def _socket_of(send: Any) -> Any:
@@ -83,7 +123,8 @@ def _socket_of(send: Any) -> Any:
     hypercorn internals (checked against 0.18): the ASGI send is `WSStream.app_send`; its
     `.send` is the HTTP protocol's `stream_send`, whose `.send` is `TCPServer.protocol_send`,
     and the TCPServer holds the trio stream. Walk bound methods' owners looking for a trio
-    Stream; SSL streams wrap the socket stream in `transport_stream`.
+    Stream; SSL streams wrap the socket stream in `transport_stream`; the lean front's
+    prefix stream keeps the socket stream in `stream`.
     """
     fn = send
     for _ in range(6):
@@ -92,8 +133,11 @@ def _socket_of(send: Any) -> Any:
             return None
         stream = getattr(owner, "stream", None)
         if isinstance(stream, trio.abc.Stream):
-            stream = getattr(stream, "transport_stream", stream)
-            return getattr(stream, "socket", None)
+            sock = getattr(stream, "socket", None)
+            if sock is None:
+                inner = getattr(stream, "transport_stream", None) or getattr(stream, "stream", None)
+                sock = getattr(inner, "socket", None)
+            return sock
         fn = getattr(owner, "send", None)
     return None
 
@@ -105,27 +149,113 @@ def header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
+class AsgiTransport:
+    """A Connection over ASGI websocket events (hypercorn + wsproto do the framing)."""
+
+    __slots__ = ("receive", "send", "wake")
+
+    def __init__(self, receive: Any, send: Any) -> None:
+        self.receive = receive
+        self.send = send
+        self.wake: Callable[[], None] | None = None
+
+    async def recv(self) -> str | bytes | None:
+        while True:
+            event = await self.receive()
+            etype = event["type"]
+            if etype == "websocket.disconnect":
+                return None
+            if etype == "websocket.receive":
+                data = event.get("text")
+                if data is None:
+                    data = event.get("bytes") or b""
+                return data  # type: ignore[no-any-return]
+
+    async def send_frames(self, frames: list[bytes], text: bool) -> None:
+        from hypercorn.utils import UnexpectedMessageError
+
+        send = self.send
+        try:
+            for frame in frames:
+                if text:
+                    await send({"type": "websocket.send", "text": frame.decode()})
+                else:
+                    await send({"type": "websocket.send", "bytes": frame})
+        except UnexpectedMessageError:  # hypercorn saw the peer's close first
+            raise trio.BrokenResourceError("websocket closed") from None
+
+    async def send_close(self, code: int, reason: str) -> None:
+        try:
+            await self.send({"type": "websocket.close", "code": code, "reason": reason})
+        except Exception:  # the peer may be gone already
+            pass
+
+    def ping(self) -> None:
+        pass  # hypercorn pings (websocket_ping_interval)
+
+    def abort(self) -> bool:
+        sock = _socket_of(self.send)
+        if sock is None:
+            return False
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes hypercorn's shielded write with a broken pipe
+        except OSError:
+            pass  # already gone
+        return True
+
+
 class Connection:
-    def __init__(self, engine: Engine, send: Any) -> None:
+    __slots__ = (
+        "bad_frames",
+        "batch",
+        "bucket",
+        "claims",
+        "close_at",
+        "close_code",
+        "close_reason",
+        "conflated_seen",
+        "engine",
+        "inflight",
+        "input_done",
+        "kind",
+        "last_progress",
+        "last_write",
+        "outbox",
+        "read_scope",
+        "scope",
+        "sending",
+        "session",
+        "started",
+        "transport",
+        "writer_done",
+    )
+
+    def __init__(self, engine: Engine, transport: Transport) -> None:
         self.engine = engine
-        self._send = send
+        self.transport = transport
         cfg = engine.config
         self.outbox = Outbox("json", max_control=cfg.outbox_max_control)
+        transport.wake = self.outbox.wake
         self.claims: Claims | None = None
         self.kind = "unknown"
         self.session = f"s{next(_session_ids)}-{secrets.token_hex(3)}"
         self.bucket = TokenBucket(cfg.commands_per_s, cfg.command_burst)
-        self.inflight = trio.Semaphore(MAX_INFLIGHT_COMMANDS)
+        self.inflight: trio.Semaphore | None = None  # made on the first command
         self.bad_frames = 0
         self.batch = False  # the client accepts several messages per frame (hello.batch)
-        self.last_progress = time.monotonic()
-        self.sending = False  # the writer is inside hypercorn's `send` (which may block)
-        self.writer_done = trio.Event()
+        now = time.monotonic()
+        self.started = now
+        self.last_progress = now
+        self.last_write = now
+        self.sending = False  # the writer is inside send_frames (which may block)
+        self.writer_done = False
+        self.input_done = False
         self.conflated_seen = 0  # outbox.conflated already added to the metrics
         self.close_code: int | None = None
         self.close_reason = ""
-        self.started = time.monotonic()
-        self.cancel_scope: trio.CancelScope | None = None
+        self.close_at = math.inf  # monotonic time of close(); inf once aborted
+        self.scope: trio.CancelScope | None = None  # the connection's nursery
+        self.read_scope: trio.CancelScope | None = None
 
     # --- output -------------------------------------------------------------------------
 
@@ -134,99 +264,99 @@ class Connection:
         self.outbox.send(Error(code=code.value, message=message, topic=topic))
 
     async def writer(self) -> None:
-        send = self._send
+        transport = self.transport
         outbox = self.outbox
         metrics = self.engine.metrics
         try:
             while True:
                 await outbox.wait()
-                if outbox.closed:
-                    return
-                self.count_conflated()
-                frames = outbox.drain()
-                if self.batch and len(frames) > 1:
-                    # One socket write and one WebSocket frame for everything that is due.
-                    metrics.frames_batched += len(frames)
-                    frames = [join_frames(frames, outbox.encoding)]
-                text = outbox.encoding == "json"
-                self.sending = True
-                for frame in frames:
-                    if text:
-                        await send({"type": "websocket.send", "text": frame.decode()})
-                    else:
-                        await send({"type": "websocket.send", "bytes": frame})
-                    self.last_progress = time.monotonic()
-                self.sending = False
-                metrics.frames_out += len(frames)
+                if self.close_code is not None or outbox.closed:
+                    break
+                await self._send_due(transport, outbox, metrics)
+            if self.close_code is not None and not outbox.closed:
+                # Flush what explains the close (an error, at most one drain), then close.
+                if len(outbox):
+                    await self._send_due(transport, outbox, metrics)
+                await transport.send_close(self.close_code, self.close_reason)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the peer is gone (or the sweeper aborted us): the reader sees it too
         finally:
-            self.writer_done.set()
+            self.sending = False
+            self.writer_done = True
+            if self.input_done:
+                if self.scope is not None:
+                    self.scope.cancel()
+            elif self.read_scope is not None:
+                # Give the peer LINGER_S to answer our close (or to notice it is gone).
+                self.read_scope.deadline = min(
+                    self.read_scope.deadline, trio.current_time() + LINGER_S
+                )
+
+    async def _send_due(self, transport: Transport, outbox: Outbox, metrics: Any) -> None:
+        self.count_conflated()
+        frames = outbox.drain()
+        if self.batch and len(frames) > 1:
+            # One WebSocket frame for everything that is due.
+            metrics.frames_batched += len(frames)
+            frames = [join_frames(frames, outbox.encoding)]
+        self.sending = True
+        await transport.send_frames(frames, outbox.encoding == "json")
+        self.sending = False
+        self.last_progress = self.last_write = time.monotonic()
+        metrics.frames_out += len(frames)
 
     def count_conflated(self) -> None:
         conflated = self.outbox.conflated
         self.engine.metrics.conflated += conflated - self.conflated_seen
         self.conflated_seen = conflated
 
-    async def guard(self) -> None:
-        """Close with 1001 when the engine stops; free a writer stuck in a shielded socket
-        write once the connection is torn down (for whatever reason)."""
-        try:
-            # Engine.stop() sets this (no public flag yet): tell the client to go elsewhere now
-            # rather than letting hypercorn's graceful timeout cut it off without a close code.
-            await self.engine.stopping.wait()
-            self.close(CLOSE_CODES["going_away"], "server shutting down: reconnect and resume")
-            if self.cancel_scope is not None:
-                self.cancel_scope.cancel()
-            await trio.sleep_forever()
-        finally:
-            with trio.CancelScope(shield=True):
-                with trio.move_on_after(STUCK_SEND_S):
-                    await self.writer_done.wait()
-                if not self.writer_done.is_set():
-                    self.abort_transport()
-
-    def abort_transport(self) -> None:
-        sock = _socket_of(self._send)
-        if sock is None:
-            log.warning("session %s: writer stuck, socket unreachable", self.session)
-            return
-        self.engine.metrics.errors["stuck_socket_aborted"] += 1
-        try:
-            sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked write with a broken pipe
-        except OSError:
-            pass  # already gone
-
     def close(self, code: int, reason: str) -> None:
+        """Close with `code`: the writer flushes, sends the close frame and the reader lingers."""
         if self.close_code is None:
             self.close_code = code
             self.close_reason = reason
+            self.close_at = time.monotonic()
+            self.outbox.wake()
+
+    def abort(self) -> None:
+        """The close did not get out in time: drop the socket (fails a blocked write)."""
+        self.close_at = math.inf
+        if self.sending:
+            self.engine.metrics.errors["stuck_socket_aborted"] += 1
+        if not self.transport.abort():
+            log.warning("session %s: writer stuck, socket unreachable", self.session)
+        if self.scope is not None and self.writer_done:
+            self.scope.cancel()
 
     # --- input --------------------------------------------------------------------------
 
-    async def reader(self, receive: Any, nursery: trio.Nursery) -> None:
+    async def reader(self, nursery: trio.Nursery) -> None:
         try:
-            await self._read(receive, nursery)
+            await self._read(nursery)
         except OutboxOverflow:
             # Replies to its own frames (pongs, errors) pile up unread: cut it off cleanly.
             self.too_slow("not reading replies")
+        except FrameError as exc:
+            self.engine.metrics.errors[f"ws_{exc.code}"] += 1
+            self.close(exc.code, exc.reason)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the peer went away (or the sweeper aborted the socket)
 
     def too_slow(self, reason: str) -> None:
         if self.close_code is None:
             self.engine.metrics.slow_disconnects += 1
         self.close(CLOSE_CODES["slow_consumer"], reason)
 
-    async def _read(self, receive: Any, nursery: trio.Nursery) -> None:
+    async def _read(self, nursery: trio.Nursery) -> None:
         max_bytes = self.engine.config.max_frame_bytes
         metrics = self.engine.metrics
-        while self.close_code is None:
-            event = await receive()
-            etype = event["type"]
-            if etype == "websocket.disconnect":
-                return
-            if etype != "websocket.receive":
-                continue
-            data = event.get("text")
+        recv = self.transport.recv
+        while True:
+            data = await recv()
             if data is None:
-                data = event.get("bytes") or b""
+                return
+            if self.close_code is not None:
+                continue  # closing: only the peer's close (or EOF) matters now
             metrics.frames_in += 1
             if len(data) > max_bytes:
                 self.error(ErrorCode.TOO_LARGE, f"frame of {len(data)} bytes is over the {max_bytes}-byte limit")
@@ -280,6 +410,8 @@ class Connection:
                     )
                 )
                 return
+            if self.inflight is None:
+                self.inflight = trio.Semaphore(MAX_INFLIGHT_COMMANDS)
             await self.inflight.acquire()
             nursery.start_soon(self.run_command, msg)
         elif isinstance(msg, Subscribe):
@@ -336,6 +468,7 @@ class Connection:
                 )
             )
         finally:
+            assert self.inflight is not None
             self.inflight.release()
 
     async def subscribe(self, msg: Subscribe) -> None:
@@ -384,36 +517,80 @@ class Connection:
 
     # --- watchdog (one sweep for all connections, see sweep_connections) ------------------
 
-    def check(self, now: float, cfg: Any) -> None:
-        """Hello deadline and slow-consumer cut-off; called about twice a second."""
+    def check(self, now: float, cfg: Any, stopping: bool) -> None:
+        """Hello deadline, slow-consumer cut-off, heartbeat; called about twice a second."""
         self.count_conflated()
-        # A writer inside hypercorn's (shielded) send counts as pending output even when the
-        # outbox is empty: that is exactly the stuck-client case.
+        if self.close_code is not None:
+            if now - self.close_at > STUCK_SEND_S:
+                self.abort()
+            return
+        # A writer inside send_frames counts as pending output even when the outbox is empty:
+        # that is exactly the stuck-client case.
         pending = bool(len(self.outbox)) or self.sending
-        if self.close_code is None:
-            if self.claims is None and now - self.started > HELLO_TIMEOUT_S:
-                self.close(CLOSE_CODES["unauthorized"], "no hello")
-            elif pending and now - self.last_progress > cfg.slow_client_grace_s:
-                self.engine.metrics.slow_disconnects += 1
-                self.close(CLOSE_CODES["slow_consumer"], "too slow: reconnect and resume")
-            elif not pending:
-                self.last_progress = now
-        if self.close_code is not None and self.cancel_scope is not None:
-            self.cancel_scope.cancel()
+        if stopping:
+            # Tell the client to go elsewhere now, with a code that says "resume".
+            self.close(CLOSE_CODES["going_away"], GOING_AWAY)
+        elif self.claims is None and now - self.started > HELLO_TIMEOUT_S:
+            self.close(CLOSE_CODES["unauthorized"], "no hello")
+        elif pending and now - self.last_progress > cfg.slow_client_grace_s:
+            self.engine.metrics.slow_disconnects += 1
+            self.close(CLOSE_CODES["slow_consumer"], "too slow: reconnect and resume")
+        elif not pending:
+            self.last_progress = now
+            if now - self.last_write >= cfg.heartbeat_s:
+                self.last_write = now
+                self.transport.ping()
 
 
 async def sweep_connections(engine: Engine, interval_s: float = 0.5) -> None:
     """One task checks every connection: a timer per connection would cost thousands of
-    deadline expiries per second at 10,000 clients."""
+    deadline expiries per second at 10,000 clients. Wakes at once when the engine stops."""
     cfg = engine.config
+    stopping = engine.stopping
     while True:
-        await trio.sleep(interval_s)
+        with trio.move_on_after(interval_s):
+            await stopping.wait()
         now = time.monotonic()
+        is_stopping = stopping.is_set()
         for conn in list(engine.connections):
-            conn.check(now, cfg)
+            conn.check(now, cfg, is_stopping)
+        if is_stopping:
+            await trio.sleep(min(interval_s, STUCK_SEND_S / 2))
+
+
+async def run_connection(engine: Engine, transport: Transport) -> None:
+    """Serve one accepted WebSocket until it closes. The calling task becomes its reader."""
+    conn = Connection(engine, transport)
+    engine.metrics.connections_total += 1
+    engine.connections.add(conn)
+    try:
+        async with trio.open_nursery() as nursery:
+            conn.scope = nursery.cancel_scope
+            nursery.start_soon(conn.writer)
+            with trio.CancelScope() as conn.read_scope:
+                await conn.reader(nursery)
+            conn.input_done = True
+            if conn.writer_done:
+                nursery.cancel_scope.cancel()
+            else:
+                # The peer closed (or broke the protocol): the writer echoes the close, then
+                # cancels what is left (commands in flight); it has LINGER_S to do so.
+                code = getattr(transport, "peer_close", None)
+                conn.close(CLOSE_CODES["normal"] if code in (None, 1005) else code, "")
+                nursery.cancel_scope.deadline = trio.current_time() + LINGER_S
+    finally:
+        engine.connections.discard(conn)
+        engine.bus_release(conn.outbox)
+        conn.count_conflated()
+        conn.outbox.close()
+        if conn.claims is not None:
+            engine.metrics.connections[conn.kind] -= 1
+            if engine.metrics.connections[conn.kind] <= 0:
+                del engine.metrics.connections[conn.kind]
 
 
 async def serve_websocket(engine: Engine, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """`/ws` as an ASGI websocket app (hypercorn front)."""
     first = await receive()
     if first["type"] != "websocket.connect":
         return
@@ -428,46 +605,4 @@ async def serve_websocket(engine: Engine, scope: dict[str, Any], receive: Any, s
         await send({"type": "websocket.close", "code": 1013})
         return
     await send({"type": "websocket.accept"})
-    conn = Connection(engine, send)
-    engine.metrics.connections_total += 1
-    engine.connections.add(conn)
-    try:
-        async with trio.open_nursery() as nursery:
-            conn.cancel_scope = nursery.cancel_scope
-            nursery.start_soon(conn.writer)
-            nursery.start_soon(conn.guard)
-
-            async def read_then_stop() -> None:
-                try:
-                    await conn.reader(receive, nursery)
-                finally:
-                    if conn.close_code is not None:
-                        # Let the writer flush the error that explains the close.
-                        with trio.move_on_after(1.0):
-                            while len(conn.outbox) and not conn.outbox.closed:
-                                await trio.sleep(0.01)
-                    nursery.cancel_scope.cancel()
-
-            nursery.start_soon(read_then_stop)
-    finally:
-        engine.connections.discard(conn)
-        engine.bus_release(conn.outbox)
-        conn.count_conflated()
-        conn.outbox.close()
-        if conn.claims is not None:
-            engine.metrics.connections[conn.kind] -= 1
-            if engine.metrics.connections[conn.kind] <= 0:
-                del engine.metrics.connections[conn.kind]
-        if conn.close_code is not None:
-            with trio.move_on_after(1.0) as cs:
-                cs.shield = True
-                try:
-                    await send(
-                        {
-                            "type": "websocket.close",
-                            "code": conn.close_code,
-                            "reason": conn.close_reason,
-                        }
-                    )
-                except Exception:  # the peer may be gone already
-                    pass
+    await run_connection(engine, AsgiTransport(receive, send))

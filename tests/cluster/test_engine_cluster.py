@@ -8,7 +8,6 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -145,7 +144,7 @@ async def test_position_check_repairs_a_dropped_relay_message(
             va, vb = await ca.subscribe(topic), await cb.subscribe(topic)
             await ca.command("stock.receive", {"sku": sku, "location_id": loc, "qty": 7,
                                                "reference": "t"})
-            assert dropped
+            await eventually(lambda: bool(dropped))
             await eventually(lambda: vb.seq == va.seq and vb.state == va.state, timeout=5)
             assert relay.resyncs >= 1
             # The repair is one delta from b's position: the client applied it without a gap.

@@ -50,7 +50,7 @@ async def only_at(engine: Engine, sku: str, loc: str, qty: int) -> None:
 async def test_ship_order_is_served_by_the_dc_when_only_it_has_stock(engine: Engine) -> None:
     dc = dc_of(engine)
     assert not dc.pickup_enabled
-    _store, (sku,) = stocked_at(engine, 1)
+    store, (sku,) = stocked_at(engine, 1)
     await only_at(engine, sku, dc.id, 5)
     before = bal(engine, sku, dc.id)
     created = await run(
@@ -70,9 +70,13 @@ async def test_ship_order_is_served_by_the_dc_when_only_it_has_stock(engine: Eng
     mid = bal(engine, sku, dc.id)
     # Committed at once (no hold left behind, nothing to expire).
     assert (mid["committed"], mid["reserved"]) == (before["committed"] + 2, before["reserved"])
+    # The DC's ship-from-store picking list shows it until it ships.
+    entry = inv(engine).views.locations[dc.id][f"ship:{oid}"]
+    assert entry["items"] == [{"line": 1, "sku": sku, "qty": 2}] and entry["status"] == "placed"
     shipped = await run(
         engine, "order.ship", {"order_id": oid, "carrier": "ups", "tracking": "1Z"}, "ship-dc-2"
     )
+    assert f"ship:{oid}" not in inv(engine).views.locations[dc.id]
     assert shipped["status"] == "shipped"
     after = bal(engine, sku, dc.id)
     assert (after["on_hand"], after["committed"]) == (mid["on_hand"] - 2, before["committed"])
@@ -81,7 +85,7 @@ async def test_ship_order_is_served_by_the_dc_when_only_it_has_stock(engine: Eng
         await run(
             engine,
             "order.create",
-            {"lines": [{"sku": sku, "qty": 1}], "pickup_location": _store},
+            {"lines": [{"sku": sku, "qty": 1}], "pickup_location": store},
             "pickup-dc-1",
         )
         raise AssertionError("a pickup was allocated without stock at a pickup store")
@@ -92,7 +96,7 @@ async def test_ship_order_is_served_by_the_dc_when_only_it_has_stock(engine: Eng
 
 async def test_ship_routing_prefers_stores_over_a_closer_dc(engine: Engine) -> None:
     dc = dc_of(engine)
-    store, (sku,) = stocked_at(engine, 1)
+    _store, (sku,) = stocked_at(engine, 1)
     await run(engine, "stock.receive", {"sku": sku, "location_id": dc.id, "qty": 5}, "rcv-dc")
     kinds = {loc.id: loc.kind for loc in engine.catalog.locations()}
     to_dc = {"address": "next to the DC", "lat": dc.lat, "lon": dc.lon}
