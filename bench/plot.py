@@ -22,8 +22,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 RESULTS = Path(__file__).resolve().parent / "results"
-COLORS = {"omnitill": "#1f6feb", "node": "#2da44e", "socketio": "#cf222e"}
-LABELS = {"omnitill": "omnitill (trio, journaled)", "node": "Node.js ws (relay)", "socketio": "python-socketio (relay)"}
+COLORS = {"omnitill": "#1f6feb", "omnitill:hypercorn": "#8fb8f5", "node": "#2da44e", "socketio": "#cf222e"}
+
+
+def color(system: str) -> str:
+    return COLORS.get(system, COLORS.get(system.split(":")[0], "grey"))
+LABELS = {"omnitill": "omnitill (trio, journaled)", "omnitill:hypercorn": "omnitill, hypercorn /ws front", "node": "Node.js ws (relay)", "socketio": "python-socketio (relay)"}
 
 
 def load(paths: list[Path]) -> list[dict[str, Any]]:
@@ -60,7 +64,7 @@ def main() -> int:
     for system, pts in sorted(by_system.items()):
         pts.sort()
         xs = [p[0] for p in pts]
-        c = COLORS.get(system)
+        c = color(system)
         left.plot(xs, [p[2] for p in pts], "o-", color=c, label=f"{LABELS.get(system, system)} p99")
         left.plot(xs, [p[1] for p in pts], "o--", color=c, alpha=0.6, label=f"{LABELS.get(system, system)} p50")
     left.axhline(100, color="grey", lw=1, ls=":")
@@ -76,7 +80,7 @@ def main() -> int:
     for r in runs:
         xs = [s["achieved_rate"] for s in r["steps"]]
         ys = [s["latency"]["p99_ms"] for s in r["steps"]]
-        right.plot(xs, ys, marker="o", ls=styles.get(r["clients"], "-."), color=COLORS.get(r["system"]),
+        right.plot(xs, ys, marker="o", ls=styles.get(r["clients"], "-."), color=color(r["system"]),
                    label=f"{r['system']} {r['clients']:,} clients p99")
     right.axhline(100, color="grey", lw=1, ls=":", label="100 ms budget")
     right.set_xscale("log")
@@ -93,9 +97,9 @@ def main() -> int:
         per = sorted(s["server_cpu_us_per_update"] for s in r["steps"] if "server_cpu_us_per_update" in s)
         if not per:
             continue
-        labels.append(f"{r['system']}\n{r['clients']:,}")
+        labels.append(f"{r['system'].replace(':', chr(10))}\n{r['clients']:,}")
         values.append(per[len(per) // 2])
-        colors.append(COLORS.get(r["system"].split(":")[0], "grey"))
+        colors.append(color(r["system"]))
     cpu.bar(range(len(values)), values, color=colors)
     cpu.set_xticks(range(len(values)), labels, fontsize=7)
     for i, v in enumerate(values):

@@ -19,7 +19,20 @@ class GatewayApp:
         self.http = build_http_app(engine)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket" and scope.get("path") == "/ws":
-            await serve_websocket(self.engine, scope, receive, send)
-        else:
-            await self.http(scope, receive, send)  # type: ignore[arg-type]
+        if scope.get("path") == "/ws":
+            if scope["type"] == "websocket":
+                await serve_websocket(self.engine, scope, receive, send)
+                return
+            if scope["type"] == "http":  # as the lean front answers it (see _front.py)
+                await _upgrade_required(send)
+                return
+        await self.http(scope, receive, send)  # type: ignore[arg-type]
+
+
+async def _upgrade_required(send: Any) -> None:
+    body = b'{"code":"bad_frame","message":"/ws is a WebSocket endpoint: send an Upgrade: websocket request"}'
+    await send({"type": "http.response.start", "status": 426, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"upgrade", b"websocket"),
+    ]})
+    await send({"type": "http.response.body", "body": body})

@@ -42,6 +42,7 @@ OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x
 # Close codes a peer may put on the wire (RFC 6455 7.4.1 and the registered/private ranges).
 _VALID_PEER_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014))
 
+MAX_FRAGMENTS = 1024  # empty continuation frames must not grow a list for ever
 _H16 = struct.Struct("!BBH")
 _H64 = struct.Struct("!BBQ")
 _SHORT_TEXT = [bytes((0x80 | OP_TEXT, n)) for n in range(126)]
@@ -102,7 +103,7 @@ def close_frame(code: int, reason: str = "") -> bytes:
     return _header(OP_CLOSE, len(payload)) + payload
 
 
-def _unmask(payload: bytes, mask: bytes) -> bytes:
+def _unmask(payload: bytes | bytearray, mask: bytes | bytearray) -> bytes:
     n = len(payload)
     if not n:
         return b""
@@ -114,18 +115,30 @@ def _unmask(payload: bytes, mask: bytes) -> bytes:
 class FrameReader:
     """Client frames in, messages out. Subclassed by the transport (one object per connection)."""
 
-    __slots__ = ("_buf", "_frag", "_frag_op", "max_message", "peer_close", "pending_ctrl")
+    __slots__ = ("_buf", "_frag", "_frag_len", "_frag_op", "max_message", "peer_close",
+                 "pending_ctrl")
 
     def __init__(self, max_message: int) -> None:
         self.max_message = max_message
-        self._buf = b""  # unparsed input (bytes, not bytearray: empty costs nothing when idle)
+        # Unparsed input: bytes (empty costs nothing when idle), a bytearray while a big
+        # frame trickles in (appending to bytes would copy it all again for every segment).
+        self._buf: bytes | bytearray = b""
         self._frag: list[bytes] | None = None  # payloads of a fragmented message so far
+        self._frag_len = 0
         self._frag_op = 0
         self.pending_ctrl: list[bytes] | None = None  # pongs for the writer to send first
         self.peer_close: int | None = None  # the code of the peer's close frame (1005: none)
 
     def feed(self, data: bytes) -> None:
-        self._buf = self._buf + data if self._buf else data
+        buf = self._buf
+        if not buf:
+            self._buf = data
+        elif len(buf) < 65536:
+            self._buf = buf + data
+        else:
+            if not isinstance(buf, bytearray):
+                self._buf = buf = bytearray(buf)
+            buf += data
 
     def next_message(self) -> str | bytes | _Closed | None:
         """The next complete message, CLOSED, or None when more bytes are needed."""
@@ -160,7 +173,7 @@ class FrameReader:
                     if not fin or n > 125:
                         raise FrameError(1002, "control frames must be final and at most 125 bytes")
                 else:
-                    so_far = sum(map(len, self._frag)) if self._frag is not None else 0
+                    so_far = self._frag_len if self._frag is not None else 0
                     if so_far + n > self.max_message:
                         raise FrameError(1009, f"message over {self.max_message} bytes")
                 if avail < head + n:
@@ -174,11 +187,15 @@ class FrameReader:
                     if fin:
                         return self._complete(opcode, payload)
                     self._frag = [payload]
+                    self._frag_len = n
                     self._frag_op = opcode
                 elif opcode == OP_CONT:
                     if self._frag is None:
                         raise FrameError(1002, "continuation frame with nothing to continue")
+                    if len(self._frag) >= MAX_FRAGMENTS:
+                        raise FrameError(1009, f"message in over {MAX_FRAGMENTS} fragments")
                     self._frag.append(payload)
+                    self._frag_len += n
                     if fin:
                         parts, self._frag = self._frag, None
                         return self._complete(self._frag_op, b"".join(parts))

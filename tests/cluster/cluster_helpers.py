@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import trio
 
-__all__ = ["PrivateRedis", "eventually"]
+__all__ = ["PG_DSN", "REDIS_URL", "PrivateRedis", "eventually"]
+
+# Here, not in conftest.py: `from conftest import ...` picks whichever conftest module was
+# imported first when several test folders run in one process (xdist workers).
+PG_DSN = os.environ.get("OMNITILL_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("OMNITILL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 async def eventually(pred: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -7,7 +7,6 @@ prefix (keys deleted afterwards), so parallel workers and other users do not col
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -15,11 +14,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 import trio
+from cluster_helpers import PG_DSN, REDIS_URL
 
 from engine.bridge import ThreadBridge
-
-PG_DSN = os.environ.get("OMNITILL_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("OMNITILL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture

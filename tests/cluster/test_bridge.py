@@ -8,8 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 import trio
-from cluster_helpers import eventually
-from conftest import PG_DSN
+from cluster_helpers import PG_DSN, eventually
 
 from engine.bridge import Bridge, BridgeClosed, BridgeKind, ThreadBridge, open_bridge
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from cluster_helpers import PrivateRedis, eventually
-from conftest import PG_DSN, REDIS_URL
+from cluster_helpers import PG_DSN, REDIS_URL, PrivateRedis, eventually
 
 from actors.inventory import stock_view
 from actors.inventory.shell import load_pool
@@ -118,8 +117,9 @@ async def test_cross_node_fanout_forwarding_and_resume(
                 await eventually(lambda: view.seq == va.seq)
                 assert view.snapshots == 0 and view.resumes == 1
                 assert view.state == va.state
-        pool = await load_pool(a.journal, sku)
-        assert stock_view(pool) == vb.state == va.state
+            await eventually(lambda: vb.seq == va.seq)
+            pool = await load_pool(a.journal, sku)
+            assert stock_view(pool) == vb.state == va.state
 
 
 async def test_position_check_repairs_a_dropped_relay_message(

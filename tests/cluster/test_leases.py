@@ -6,8 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
-from cluster_helpers import eventually
-from conftest import REDIS_URL
+from cluster_helpers import REDIS_URL, eventually
 
 from engine.bridge import ThreadBridge
 from engine.cluster import ClusterUnavailable, Leases

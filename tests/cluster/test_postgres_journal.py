@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncpg
 import trio
 import trio.testing
-from conftest import PG_DSN
+from cluster_helpers import PG_DSN
 
 from engine.bridge import ThreadBridge
 from engine.journal import AppendResult, Batch, JournalError, VersionConflict

@@ -11,8 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
-from cluster_helpers import eventually
-from conftest import REDIS_URL
+from cluster_helpers import REDIS_URL, eventually
 
 from engine.bridge import ThreadBridge
 from engine.bus import LocalBus, Outbox

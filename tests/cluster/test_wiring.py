@@ -6,8 +6,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import trio
-from cluster_helpers import eventually
-from conftest import REDIS_URL
+from cluster_helpers import REDIS_URL, eventually
 
 from engine.bus import LocalBus
 from engine.cluster.wiring import Cluster, install
