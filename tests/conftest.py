@@ -6,7 +6,9 @@ each test copies it, so every test gets its own store and still starts in ~100 m
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +19,25 @@ from engine.config import Config
 from engine.server import Engine
 
 DEMO_SCALE = 0.1
+SERVICES = {"PostgreSQL": ("127.0.0.1", 5432), "Redis": ("127.0.0.1", 6379)}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In CI the services must be there: say so at once instead of failing test by test."""
+    if not os.environ.get("CI"):
+        return
+    missing = []
+    for name, (host, port) in SERVICES.items():
+        try:
+            socket.create_connection((host, port), timeout=3).close()
+        except OSError as exc:
+            missing.append(f"{name} at {host}:{port} ({exc})")
+    if missing:
+        raise pytest.UsageError(
+            "CI is set and these services are unreachable: " + "; ".join(missing)
+            + ". scripts/test starts them (scripts/services.sh); the tests that need them "
+            "must run, never skip."
+        )
 
 
 def _config(data_dir: Path, **kw: object) -> Config:
