@@ -17,12 +17,12 @@ __all__ = [
     "decode_args",
     "decode_client",
     "decode_client_frame",
-    "decode_server_frame",
-    "join_frames",
     "decode_server",
+    "decode_server_frame",
     "encode",
     "encode_json",
     "encode_msgpack",
+    "join_frames",
 ]
 
 _json_client = msgspec.json.Decoder(ClientMessage)

@@ -67,7 +67,7 @@ async def test_resume_inside_history_gets_missed_deltas(engine: Engine) -> None:
         async with open_client(ws_url(engine), token(engine, "kiosk")) as reader:
             view = await reader.subscribe(topic)
             epoch, seq = view.epoch, view.seq
-        for i in range(3):
+        for _ in range(3):
             await writer.command("stock.receive", {"sku": sku, "location_id": loc, "qty": 1})
         async with open_client(ws_url(engine), token(engine, "kiosk")) as reader:
             view = reader.view(topic)
