@@ -35,8 +35,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
@@ -94,9 +94,13 @@ class OrderEnv:
         on_commit: Callable[[domain.Order, list[Event]], None],
         on_timer: Callable[[float], None],
         ask_timeout_s: float = 5.0,
+        ask: Callable[[str, Any, float], Awaitable[Any]] | None = None,
     ) -> None:
         self.journal = journal
         self.registry = registry
+        # Saga steps go through the engine's ask: on a cluster it runs the step on the node
+        # that owns the SKU pool (forwarded if need be); on one node it is the registry.
+        self.ask = ask or (lambda key, msg, timeout: registry.ask(key, msg, timeout=timeout))
         self.make_ctx = make_ctx  # (op_id, payload_hash, now) -> Ctx with fresh availability
         self.on_commit = on_commit  # after every committed append: views, topics, webhooks
         self.on_timer = on_timer
@@ -372,9 +376,7 @@ class OrderActor(Actor):
         )
         for attempt in range(STEP_TRIES):
             try:
-                outcome = await self.env.registry.ask(
-                    f"sku:{step.sku}", msg, timeout=self.env.ask_timeout_s
-                )
+                outcome = await self.env.ask(f"sku:{step.sku}", msg, self.env.ask_timeout_s)
             except (Overloaded, AskTimeout, ActorCrashed, ActorStopped) as exc:
                 log.info(
                     "%s: step %s failed (%r), attempt %d", self.stream, step.op_id, exc, attempt

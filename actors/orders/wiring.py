@@ -102,6 +102,7 @@ class OrdersWiring:
         self.env = OrderEnv(
             journal=engine.journal,
             registry=engine.registry,
+            ask=engine._ask,
             make_ctx=self.make_ctx,
             on_commit=self.on_commit,
             on_timer=engine.timers.notify,

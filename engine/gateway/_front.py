@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import os
 import socket
 import struct
 from collections.abc import Callable
@@ -95,11 +96,26 @@ class LeanTransport(FrameReader):
             self.pending_ctrl = None
             data = b"".join(ctrl) + data
         if data:
-            await self.stream.send_all(data)
+            await self._write(data)
 
     async def send_close(self, code: int, reason: str) -> None:
         self.pending_ctrl = None
-        await self.stream.send_all(close_frame(code, reason))
+        await self._write(close_frame(code, reason))
+
+    async def _write(self, data: bytes) -> None:
+        """`send_all`, minus trio's per-call machinery when the kernel takes it all at once
+        (the common case). The writer's loop checkpoints on every pass (`outbox.wait`)."""
+        fd = self.stream.socket.fileno()
+        if fd < 0:
+            raise trio.ClosedResourceError("socket was closed")
+        try:
+            sent = os.write(fd, data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            raise trio.BrokenResourceError(exc) from exc
+        if sent < len(data):
+            await self.stream.send_all(memoryview(data)[sent:])
 
     def ping(self) -> None:
         if self.pending_ctrl is None:
@@ -285,10 +301,10 @@ class Front:
             engine.metrics.errors["accept_rate_limited"] += 1
             await stream.send_all(accept + close_frame(1013, "try again later"))
             return
-        await stream.send_all(accept)
-        rest = buf[end:]
+        transport = LeanTransport(stream, self.max_message, buf[end:])
+        await transport._write(accept)
         del buf, parsed, headers, accept  # nothing of the head stays alive with the connection
-        await run_connection(engine, LeanTransport(stream, self.max_message, rest))
+        await run_connection(engine, transport)
 
 
 async def serve_front(
