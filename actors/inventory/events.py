@@ -13,6 +13,8 @@ from typing import Literal
 
 import msgspec
 
+from actors._codec import EventCodec
+
 __all__ = [
     "Adjusted",
     "CommitmentFulfilled",
@@ -241,19 +243,9 @@ Event = (
     | StockConflict
 )
 
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(Event)
-
-
-def encode_event(event: Event) -> tuple[str, bytes]:
-    """Return `(type tag, msgpack bytes)`, the shape the journal stores."""
-    tag = type(event).__struct_config__.tag
-    assert isinstance(tag, str)
-    return tag, _encoder.encode(event)
-
-
-def decode_event(data: bytes) -> Event:
-    return _decoder.decode(data)
+_codec: EventCodec[Event] = EventCodec(Event)
+encode_event = _codec.encode
+decode_event = _codec.decode
 
 
 def event_locations(event: Event) -> tuple[str, ...]:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from actors._codec import EventCodec
+
 __all__ = [
     "AllocPlan",
     "AllocsCommitted",
@@ -232,15 +234,6 @@ Event = (
     | ExceptionResolved
 )
 
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(Event)
-
-
-def encode_event(event: Event) -> tuple[str, bytes]:
-    tag = type(event).__struct_config__.tag
-    assert isinstance(tag, str)
-    return tag, _encoder.encode(event)
-
-
-def decode_event(data: bytes) -> Event:
-    return _decoder.decode(data)
+_codec: EventCodec[Event] = EventCodec(Event)
+encode_event = _codec.encode
+decode_event = _codec.decode
