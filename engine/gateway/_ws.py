@@ -519,7 +519,8 @@ class Connection:
 
     def check(self, now: float, cfg: Any, stopping: bool) -> None:
         """Hello deadline, slow-consumer cut-off, heartbeat; called about twice a second."""
-        self.count_conflated()
+        if self.outbox.conflated != self.conflated_seen:
+            self.count_conflated()
         if self.close_code is not None:
             if now - self.close_at > STUCK_SEND_S:
                 self.abort()

@@ -14,8 +14,8 @@ Client to server: every frame must be masked (1002 otherwise), control frames mu
 and at most 125 bytes, continuation frames must continue something, reserved bits must be
 zero (no extension is ever negotiated). A message over `max_message` bytes (counted across
 its fragments, from the declared length before the payload arrives) is refused with 1009;
-text must be UTF-8 (1007). Pings are answered by queueing a pong in `pending_ctrl`, which
-the connection's writer sends before its next data; a close frame ends the input and records
+text must be UTF-8 (1007). Pings are answered by queueing a pong in `pending_ctrl` (only
+the latest one), which the connection's writer sends before its next data; a close frame ends the input and records
 the peer's code so the close can be echoed.
 """
 
@@ -200,10 +200,14 @@ class FrameReader:
                         parts, self._frag = self._frag, None
                         return self._complete(self._frag_op, b"".join(parts))
                 elif opcode == OP_PING:
+                    # Only the latest ping gets its pong (RFC 6455 5.5.3 allows it): a client
+                    # flooding pings while not reading cannot grow this list.
                     pong = _header(OP_PONG, n) + payload
-                    if self.pending_ctrl is None:
+                    ctrl = self.pending_ctrl
+                    if ctrl is None:
                         self.pending_ctrl = [pong]
                     else:
+                        self.pending_ctrl = [f for f in ctrl if f[0] != 0x80 | OP_PONG]
                         self.pending_ctrl.append(pong)
                 elif opcode == OP_PONG:
                     pass

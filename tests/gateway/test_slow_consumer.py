@@ -3,9 +3,11 @@
 A client that stops reading is made with a small TCP receive window, so the server's socket
 writes block after a few tens of kilobytes. What happens then, found out here:
 
-* hypercorn shields its socket writes from cancellation: the connection's writer blocks in
-  `send` and cancelling the connection cannot free it (the gateway's guard has to shut the
-  socket down under hypercorn; see engine/gateway/_ws.py).
+* The connection's writer blocks in its socket write, with everything that was due in that
+  one write. The close (4001) cannot get out behind it, so STUCK_SEND_S later the sweeper
+  aborts the socket (lean front: closed with a reset; hypercorn front, whose writes shield
+  cancellation: shut down under hypercorn), which fails the blocked write
+  (engine/gateway/_ws.py).
 * While it is stuck, its outbox holds at most one (conflated) delta per subscribed topic,
   everyone else keeps getting deltas and acks promptly, and after `slow_client_grace_s` it is
   cut off (4001 / dropped) and its resources are freed.
