@@ -24,8 +24,8 @@ def test_install_only_for_redis_urls() -> None:
 
 
 async def test_cluster_runs_relay_and_leases_on_one_bridge(redis_prefix: str) -> None:
-    a = Cluster(LocalBus(), REDIS_URL, node_id="a", prefix=redis_prefix, lease_ttl_ms=500)
-    b = Cluster(LocalBus(), REDIS_URL, node_id="b", prefix=redis_prefix, lease_ttl_ms=500)
+    a = Cluster(LocalBus(), REDIS_URL, node_id="a", prefix=redis_prefix, lease_ttl_ms=1500)
+    b = Cluster(LocalBus(), REDIS_URL, node_id="b", prefix=redis_prefix, lease_ttl_ms=1500)
     async with trio.open_nursery() as n:
         await n.start(a.run)
         await n.start(b.run)
@@ -34,7 +34,7 @@ async def test_cluster_runs_relay_and_leases_on_one_bridge(redis_prefix: str) ->
         assert token is not None and await b.leases.acquire("sku:1") is None
         a.relay.bus.publish("stock:1", {"L": 1}, epoch="E" * 16, seq=1)
         await eventually(lambda: b.relay.bus.position("stock:1").seq == 1)
-        await trio.sleep(0.4)  # past the TTL: keep_alive renewed it
+        await trio.sleep(1.7)  # past the TTL: keep_alive renewed it
         assert a.leases.owner("sku:1") == token
         assert a.stats()["leases_held"] == 1
         n.cancel_scope.cancel()
