@@ -65,6 +65,7 @@ class GroupCommitJournal(ABC):
     """The queue, the writer loop and the metrics; stores supply `_write_group`."""
 
     def __init__(self, *, max_group: int) -> None:
+        self._epoch: str | None = None  # set by the store's open()
         if max_group < 1:
             raise ValueError("max_group must be >= 1")
         self._max_group = max_group
@@ -87,6 +88,13 @@ class GroupCommitJournal(ABC):
         self._bucket_counts = [0] * len(LATENCY_BUCKETS_MS)
 
     # --- the store's part -------------------------------------------------------------------
+
+    @property
+    def epoch(self) -> str:
+        """Identity of this store's history (from its meta table); set by open()."""
+        if self._epoch is None:
+            raise RuntimeError("journal not opened")
+        return self._epoch
 
     @abstractmethod
     async def _write_group(self, ops: Sequence[WriteOp], ts: float) -> list[Outcome]:

@@ -297,18 +297,11 @@ class PostgresJournal(GroupCommitJournal):
         self._settings = {"search_path": _quote_ident(schema)}
         self._wconn: asyncpg.Connection | None = None
         self._pool: asyncpg.Pool | None = None
-        self._epoch: str | None = None
         self._opened = False
         self._released = False
         self._isolated_replays = 0
 
     # --- lifecycle --------------------------------------------------------------------------
-
-    @property
-    def epoch(self) -> str:
-        if self._epoch is None:
-            raise RuntimeError("journal not opened")
-        return self._epoch
 
     @property
     def schema(self) -> str:

@@ -163,17 +163,10 @@ class SqliteJournal(GroupCommitJournal):
         self._read_limiter = trio.CapacityLimiter(readers)
         self._pool_send, self._pool_recv = trio.open_memory_channel[sqlite3.Connection](readers)
         self._wconn: sqlite3.Connection | None = None
-        self._epoch: str | None = None
         self._opened = False
         self._released = False
 
     # --- lifecycle --------------------------------------------------------------------------
-
-    @property
-    def epoch(self) -> str:
-        if self._epoch is None:
-            raise RuntimeError("journal not opened")
-        return self._epoch
 
     @property
     def path(self) -> str:
