@@ -163,13 +163,26 @@ _COMMAND_ROLES: dict[str, frozenset[Role]] = {
 _CROSS_LOCATION_OK: frozenset[str] = frozenset({"hold.place", "transfer.receive"})
 
 
-def check_command(claims: Claims, name: str, location_ids: tuple[str, ...] = ()) -> None:
+# Commands a public (storefront) token may run only on its own order: the customer token
+# minted at order creation has the subject "order:{id}"; the widget's public token does not.
+_OWN_ORDER_ONLY: frozenset[str] = frozenset({"order.arrived"})
+
+
+def check_command(
+    claims: Claims, name: str, location_ids: tuple[str, ...] = (), order_id: str | None = None
+) -> None:
     roles = _COMMAND_ROLES.get(name)
     if roles is None:
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown command {name!r}")
     if claims.role not in roles:
         raise ProtocolError(
             ErrorCode.FORBIDDEN, f"role {claims.role!r} may not run {name!r}", {"command": name}
+        )
+    if claims.role == "storefront" and name in _OWN_ORDER_ONLY and claims.sub != f"order:{order_id}":
+        raise ProtocolError(
+            ErrorCode.FORBIDDEN,
+            f"{name!r} needs this order's own customer token",
+            {"command": name, "order_id": order_id},
         )
     if claims.loc is not None and name not in _CROSS_LOCATION_OK:
         for loc in location_ids:

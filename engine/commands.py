@@ -106,7 +106,7 @@ class Dispatcher:
                 raise ProtocolError(ErrorCode.INVALID_ARGS, "op_id must be 1..128 characters")
             spec = self.spec(name)
             args: Any = decode_args(raw_args, spec.args_type)
-            check_command(claims, name, spec.locations(args))
+            check_command(claims, name, spec.locations(args), getattr(args, "order_id", None))
             if spec.validate is not None:
                 spec.validate(args)
             try:

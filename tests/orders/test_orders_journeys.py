@@ -207,7 +207,16 @@ async def test_curbside_bay_shows_in_pickup_queue(engine: Engine) -> None:
         )["order_id"]
         queue = await register.subscribe(f"location:{store}")
         await register.command("order.ready", {"order_id": oid})
-        await phone.command("order.arrived", {"order_id": oid, "bay": "7"})
+        # The shop's public token may not announce anyone's arrival: only this order's own
+        # customer token (minted at creation with the subject order:{id}) may.
+        try:
+            await phone.command("order.arrived", {"order_id": oid, "bay": "7"})
+            raise AssertionError("a public token announced an arrival")
+        except CommandRejected as exc:
+            assert exc.code == "forbidden"
+        customer = engine.signer.mint("storefront", sub=f"order:{oid}", ttl_s=600)
+        async with open_client(ws_url(engine), customer) as own_phone:
+            await own_phone.command("order.arrived", {"order_id": oid, "bay": "7"})
         entry = await queue.wait_for(lambda s: (s.get(f"order:{oid}") or {}).get("bay") == "7")
         assert entry[f"order:{oid}"]["curbside"] is True
         await register.command("order.pickup", {"order_id": oid})
