@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
-from cluster_helpers import REDIS_URL, eventually
+from cluster_helpers import REDIS_URL, PrivateRedis, eventually
 
 from engine.bridge import ThreadBridge
 from engine.bus import LocalBus, Outbox
@@ -118,45 +116,6 @@ async def test_position_check_catches_silent_loss(
         assert isinstance(jump, Delta)
         assert (jump.seq, jump.first_seq) == (3, 3)  # the client sees 1 -> 3: a hole, resync
         assert b.resyncs == 1
-
-
-class PrivateRedis:
-    """A redis-server of our own on a free port, so the test can stop and restart it."""
-
-    def __init__(self, workdir: str) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.workdir = workdir
-        self.proc: trio.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        exe = shutil.which("redis-server")
-        assert exe, "redis-server is not installed"
-        self.proc = await trio.lowlevel.open_process(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.workdir],
-            stdout=subprocess.DEVNULL,
-        )
-        with trio.fail_after(5):
-            while True:
-                try:
-                    stream = await trio.open_tcp_stream("127.0.0.1", self.port)
-                except OSError:
-                    await trio.sleep(0.02)
-                    continue
-                await stream.aclose()
-                return
-
-    async def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()  # the process this test started, by its handle
-            await self.proc.wait()
-            self.proc = None
 
 
 async def test_redis_down_degrades_then_recovers_by_itself(bridge: ThreadBridge) -> None:
