@@ -9,17 +9,13 @@ Chromium is Debian's (/usr/bin/chromium), driven by sync Playwright from plain t
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.harness import ROOT, Engine, free_port
+from tests.browser.harness import ROOT, Engine, free_port, static_server
 
 WEB = ROOT / "clients" / "web"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -51,25 +47,8 @@ def second_origin(tmp_path: Path) -> Iterator[str]:
     shop = tmp_path / "shop"
     shop.mkdir()
     shutil.copy(WEB / "widget-demo.html", shop / "widget-demo.html")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d", shop],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/widget-demo.html", timeout=2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    try:
+    with static_server(shop, "/widget-demo.html") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=5)
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +101,28 @@ class Engine:
             cmd += ["--location", location]
         out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)
         return out.stdout.strip().splitlines()[-1].strip()
+
+
+@contextlib.contextmanager
+def static_server(directory: Path, probe: str) -> Iterator[str]:
+    """`python -m http.server` on a free port (another origin); yields its URL once `probe`
+    answers, and stops the process it started on exit."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d", directory],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + probe, timeout=2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)

@@ -9,10 +9,6 @@ for `near:` must match what the server prints with Python's `{:g}`.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.browser.conftest import WEB
-from tests.browser.harness import free_port
+from tests.browser.harness import static_server
 
 pytestmark = pytest.mark.browser
 
@@ -60,25 +56,8 @@ window.welcome = (ws, heartbeat_s = 30) => ws.push({ type: "welcome", session: "
 @pytest.fixture(scope="module")
 def web_origin() -> Iterator[str]:
     """clients/web served as static files; /static/<file> maps to clients/web/<file>."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d", WEB.parent],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/web/omnitill.js", timeout=2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    try:
+    with static_server(WEB.parent, "/web/omnitill.js") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=5)
 
 
 @pytest.fixture
