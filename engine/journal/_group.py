@@ -66,6 +66,7 @@ class GroupCommitJournal(ABC):
 
     def __init__(self, *, max_group: int) -> None:
         self._epoch: str | None = None  # set by the store's open()
+        self._opened = False  # set by the store's open()
         if max_group < 1:
             raise ValueError("max_group must be >= 1")
         self._max_group = max_group
@@ -88,6 +89,12 @@ class GroupCommitJournal(ABC):
         self._bucket_counts = [0] * len(LATENCY_BUCKETS_MS)
 
     # --- the store's part -------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The group-commit writer: start it with `nursery.start(journal.run)` after open()."""
+        if not self._opened:
+            raise RuntimeError("call open() before run()")
+        await self._run_writer(task_status)
 
     @property
     def epoch(self) -> str:

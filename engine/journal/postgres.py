@@ -297,7 +297,6 @@ class PostgresJournal(GroupCommitJournal):
         self._settings = {"search_path": _quote_ident(schema)}
         self._wconn: asyncpg.Connection | None = None
         self._pool: asyncpg.Pool | None = None
-        self._opened = False
         self._released = False
         self._isolated_replays = 0
 
@@ -341,11 +340,6 @@ class PostgresJournal(GroupCommitJournal):
             self._dsn, server_settings=self._settings, command_timeout=self._command_timeout
         )
         return conn
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        if not self._opened:
-            raise RuntimeError("call open() before run()")
-        await self._run_writer(task_status)
 
     async def close(self) -> None:
         with trio.CancelScope(shield=True):  # cleanup must finish even during shutdown

@@ -163,7 +163,6 @@ class SqliteJournal(GroupCommitJournal):
         self._read_limiter = trio.CapacityLimiter(readers)
         self._pool_send, self._pool_recv = trio.open_memory_channel[sqlite3.Connection](readers)
         self._wconn: sqlite3.Connection | None = None
-        self._opened = False
         self._released = False
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -187,11 +186,6 @@ class SqliteJournal(GroupCommitJournal):
         for conn in readers:
             self._pool_send.send_nowait(conn)
         self._opened = True
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        if not self._opened:
-            raise RuntimeError("call open() before run()")
-        await self._run_writer(task_status)
 
     async def close(self) -> None:
         with trio.CancelScope(shield=True):  # cleanup must finish even during shutdown
