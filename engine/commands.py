@@ -20,9 +20,13 @@ from .auth import Claims, check_command
 from .metrics import Metrics
 from .runtime import ActorCrashed, ActorStopped, AskTimeout, Overloaded
 
-__all__ = ["CommandMsg", "CommandSpec", "Dispatcher", "Outcome"]
+__all__ = ["CommandMsg", "CommandSpec", "Dispatcher", "Outcome", "RouteMiss"]
 
 _enc = msgspec.msgpack.Encoder(order="sorted")
+
+
+class RouteMiss(Exception):
+    """Routing found nothing yet; the read models may be behind (cluster): await, then retry."""
 
 
 class CommandMsg(msgspec.Struct, frozen=True):
@@ -95,46 +99,60 @@ class Dispatcher:
             )
         return spec
 
-    async def execute(
-        self, claims: Claims, op_id: str, name: str, raw_args: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Run one command; returns the ack result or raises ProtocolError (the reject)."""
-        started = time.perf_counter()
-        self._metrics.commands += 1
+    def prepare(
+        self,
+        claims: Claims,
+        op_id: str,
+        name: str,
+        raw_args: dict[str, Any],
+        *,
+        may_miss: bool = True,
+    ) -> tuple[str, CommandMsg]:
+        """The synchronous half of a command: decode, authorize, validate, route.
+
+        Returns (actor key, message) or raises ProtocolError (the reject); raises RouteMiss when
+        routing needs the read models to catch up first (cluster), which only `execute` awaits.
+        """
+        if not op_id or len(op_id) > 128:
+            raise ProtocolError(ErrorCode.INVALID_ARGS, "op_id must be 1..128 characters")
+        spec = self.spec(name)
+        args: Any = decode_args(raw_args, spec.args_type)
+        check_command(claims, name, spec.locations(args), getattr(args, "order_id", None))
+        if spec.validate is not None:
+            spec.validate(args)
         try:
-            if not op_id or len(op_id) > 128:
-                raise ProtocolError(ErrorCode.INVALID_ARGS, "op_id must be 1..128 characters")
-            spec = self.spec(name)
-            args: Any = decode_args(raw_args, spec.args_type)
-            check_command(claims, name, spec.locations(args), getattr(args, "order_id", None))
-            if spec.validate is not None:
-                spec.validate(args)
-            try:
-                key = spec.route_op(args, op_id) if spec.route_op else spec.route(args)
-            except ProtocolError as exc:
-                if exc.code != ErrorCode.NOT_FOUND or self.on_route_miss is None:
-                    raise
-                await self.on_route_miss()
-                key = spec.route_op(args, op_id) if spec.route_op else spec.route(args)
-            msg = CommandMsg(
-                op_id=op_id,
-                name=name,
-                args=args,
-                payload_hash=payload_hash(name, args),
-                now=time.time(),
-                actor=claims.sub,
-            )
-            try:
-                outcome = await self._ask(key, msg, self._timeout)
-            except (Overloaded, AskTimeout):
-                raise ProtocolError(
-                    ErrorCode.UNAVAILABLE,
-                    "busy: retry with the same op_id (a retry never applies a command twice)",
-                ) from None
-            except (ActorCrashed, ActorStopped):
-                raise ProtocolError(
-                    ErrorCode.INTERNAL, "the owner of this command restarted: retry with the same op_id"
-                ) from None
+            key = spec.route_op(args, op_id) if spec.route_op else spec.route(args)
+        except ProtocolError as exc:
+            if exc.code != ErrorCode.NOT_FOUND or self.on_route_miss is None or not may_miss:
+                raise
+            raise RouteMiss from exc
+        return key, CommandMsg(
+            op_id=op_id,
+            name=name,
+            args=args,
+            payload_hash=payload_hash(name, args),
+            now=time.time(),
+            actor=claims.sub,
+        )
+
+    def finish(self, outcome: Any, error: BaseException | None, started: float) -> dict[str, Any]:
+        """Map an actor's answer (or the ask's failure) to the ack result, or raise the
+        ProtocolError of the reject. Counts the command and its latency."""
+        self._metrics.commands += 1
+        self._metrics.command_latency.observe(time.perf_counter() - started)
+        try:
+            if error is not None:
+                if isinstance(error, (Overloaded, AskTimeout)):
+                    raise ProtocolError(
+                        ErrorCode.UNAVAILABLE,
+                        "busy: retry with the same op_id (a retry never applies a command twice)",
+                    ) from None
+                if isinstance(error, (ActorCrashed, ActorStopped)):
+                    raise ProtocolError(
+                        ErrorCode.INTERNAL,
+                        "the owner of this command restarted: retry with the same op_id",
+                    ) from None
+                raise error
             if not isinstance(outcome, Outcome):
                 raise ProtocolError(ErrorCode.INTERNAL, "unexpected actor reply")
             if not outcome.ok:
@@ -143,5 +161,35 @@ class Dispatcher:
         except ProtocolError as exc:
             self._metrics.rejects[exc.code.value] += 1
             raise
-        finally:
-            self._metrics.command_latency.observe(time.perf_counter() - started)
+
+    def rejected(self, exc: ProtocolError, started: float) -> None:
+        """Count a command refused before it reached an actor."""
+        self._metrics.commands += 1
+        self._metrics.rejects[exc.code.value] += 1
+        self._metrics.command_latency.observe(time.perf_counter() - started)
+
+    async def execute(
+        self, claims: Claims, op_id: str, name: str, raw_args: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Run one command; returns the ack result or raises ProtocolError (the reject)."""
+        started = time.perf_counter()
+        try:
+            try:
+                key, msg = self.prepare(claims, op_id, name, raw_args)
+            except RouteMiss:
+                assert self.on_route_miss is not None
+                await self.on_route_miss()
+                # A second miss is the client's not_found.
+                key, msg = self.prepare(claims, op_id, name, raw_args, may_miss=False)
+        except ProtocolError as exc:
+            self.rejected(exc, started)
+            raise
+        return await self.ask_prepared(key, msg, started)
+
+    async def ask_prepared(self, key: str, msg: CommandMsg, started: float) -> dict[str, Any]:
+        """The asynchronous half: ask the owner (with the timeout) and map its answer."""
+        try:
+            outcome = await self._ask(key, msg, self._timeout)
+        except (Overloaded, AskTimeout, ActorCrashed, ActorStopped) as exc:
+            return self.finish(None, exc, started)
+        return self.finish(outcome, None, started)

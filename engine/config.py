@@ -44,6 +44,9 @@ class Config(msgspec.Struct, kw_only=True):
     # "lean": /ws on the engine's own sockets and framing (engine/gateway/_front.py), HTTP on
     # hypercorn, one port. "hypercorn": everything through hypercorn's ASGI (the old path).
     ws_front: Literal["lean", "hypercorn"] = "lean"
+    # SQLite group commit on the trio thread ("inline", fast when fsync is sub-ms) or in a
+    # worker thread ("thread", for slow disks). See engine/journal/sqlite.py.
+    sqlite_writer: Literal["inline", "thread"] = "inline"
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
@@ -59,6 +62,7 @@ class Config(msgspec.Struct, kw_only=True):
             allowed_origins=_env_list("OMNITILL_ALLOWED_ORIGINS", "*"),
             log_level=env.get("OMNITILL_LOG_LEVEL", "INFO"),
             ws_front="hypercorn" if env.get("OMNITILL_WS_FRONT") == "hypercorn" else "lean",
+            sqlite_writer="thread" if env.get("OMNITILL_SQLITE_WRITER") == "thread" else "inline",
         )
         for key, value in overrides.items():
             if value is not None:

@@ -32,7 +32,7 @@ from .gateway import GatewayApp, TopicSources
 from .gateway._ratelimit import TokenBucket
 from .journal import Journal, MemoryJournal, SqliteJournal
 from .metrics import Metrics
-from .runtime import Actor, ChildSpec, Registry, Supervisor, TimerService
+from .runtime import Actor, ChildSpec, Registry, ReplyCallback, Supervisor, TimerService
 
 __all__ = ["Engine"]
 
@@ -131,7 +131,10 @@ class Engine:
                 else ""
             )
             config.data_dir.mkdir(parents=True, exist_ok=True)
-            return SqliteJournal(Path(path) if path else config.data_dir / "omnitill.db")
+            return SqliteJournal(
+                Path(path) if path else config.data_dir / "omnitill.db",
+                writer=config.sqlite_writer,
+            )
         if config.store.startswith(("postgresql://", "postgres://")):
             from .journal.postgres import PostgresJournal
 
@@ -154,6 +157,13 @@ class Engine:
             # Cluster: run on the lease holder of `key`, forwarded there if need be.
             return await self.cluster.ownership.ask(key, msg, timeout)
         return await self.registry.ask(key, msg, timeout=timeout)
+
+    def try_ask(self, key: str, msg: Any, callback: ReplyCallback) -> bool:
+        """Queue a command for its local owner without a task of its own (the gateway's fast
+        path); False when it must take `_ask` instead (cluster ownership, full mailbox)."""
+        if self.cluster is not None and self.cluster.ownership is not None:
+            return False
+        return self.registry.try_ask(key, msg, callback)
 
     def install_http_routes(self, app: Any, bearer: Any, json_body: Any) -> None:
         for installer in self.http_installers:

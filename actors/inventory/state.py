@@ -8,7 +8,6 @@ event from `initial(sku)` rebuilds an identical state.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from typing import Literal
 
@@ -130,9 +129,10 @@ def commitment_key(order_id: str, location_id: str) -> str:
 
 
 def derive_id(prefix: str, op_id: str) -> str:
-    """A deterministic id from an op_id: prefix + 16 base32 chars (80 bits) of its sha256."""
-    digest = hashlib.sha256(op_id.encode()).digest()
-    return prefix + base64.b32encode(digest).decode()[:16]
+    """A deterministic id from an op_id: prefix + 20 hex digits (80 bits) of its sha256.
+
+    Hex, not base32: `base64.b32encode` is pure Python and showed up on the hot-SKU profile."""
+    return prefix + hashlib.sha256(op_id.encode()).hexdigest()[:20].upper()
 
 
 _state_encoder = msgspec.msgpack.Encoder()

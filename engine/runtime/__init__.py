@@ -1,6 +1,14 @@
 """The supervised actor runtime on trio: actors, mailboxes, registry, supervisors, timers."""
 
-from ._actor import Actor, ActorCrashed, ActorStopped, AskTimeout, Envelope, Overloaded
+from ._actor import (
+    Actor,
+    ActorCrashed,
+    ActorStopped,
+    AskTimeout,
+    Envelope,
+    Overloaded,
+    ReplyCallback,
+)
 from ._registry import ActorRef, Registry
 from ._supervisor import ChildSpec, RestartType, Strategy, Supervisor, SupervisorEscalation
 from ._timers import TimerFired, TimerService, TimerSource
@@ -15,6 +23,7 @@ __all__ = [
     "Envelope",
     "Overloaded",
     "Registry",
+    "ReplyCallback",
     "RestartType",
     "Strategy",
     "Supervisor",

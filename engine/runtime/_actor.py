@@ -5,10 +5,17 @@ an `ask` envelope carries a one-shot reply slot that the actor fills with `respo
 `fail()`. The slot is plain memory: if the asker gave up (timeout, cancellation) a late answer
 lands in a slot nobody reads and is garbage-collected with the envelope -- nothing leaks and
 nothing blocks.
+
+A reply slot can also carry a callback instead of an event (`ActorRef.try_ask`): the actor's
+`respond()`/`fail()` then calls it directly, in the actor's task. The gateway uses that for
+WebSocket commands, so a command costs no task, no event and no cancel scope of its own.
+A callback must be quick and must not raise (it runs inside the actor's batch).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -20,7 +27,13 @@ __all__ = [
     "AskTimeout",
     "Envelope",
     "Overloaded",
+    "ReplyCallback",
 ]
+
+log = logging.getLogger("omnitill.runtime")
+
+# Called once with (value, None) or (None, error) when an ask is answered.
+ReplyCallback = Callable[[Any, BaseException | None], None]
 
 
 class Overloaded(Exception):
@@ -42,13 +55,24 @@ class ActorStopped(Exception):
 class _Reply:
     """One-shot reply slot shared by an asker and its envelope."""
 
-    __slots__ = ("done", "error", "event", "value")
+    __slots__ = ("callback", "done", "error", "event", "value")
 
-    def __init__(self) -> None:
-        self.event = trio.Event()
+    def __init__(self, callback: ReplyCallback | None = None) -> None:
+        self.callback = callback
+        self.event: trio.Event | None = None if callback is not None else trio.Event()
         self.done = False
         self.value: Any = None
         self.error: BaseException | None = None
+
+    def settle(self) -> None:
+        if self.callback is None:
+            assert self.event is not None
+            self.event.set()
+            return
+        try:
+            self.callback(self.value, self.error)
+        except Exception:  # never let an asker's bug crash the actor that answered it
+            log.exception("reply callback failed")
 
 
 class Envelope:
@@ -77,7 +101,7 @@ class Envelope:
             return
         reply.done = True
         reply.value = value
-        reply.event.set()
+        reply.settle()
 
     def fail(self, exc: BaseException) -> None:
         """Make the asker's `ask()` raise `exc`. No-op for a tell or if already answered."""
@@ -86,7 +110,7 @@ class Envelope:
             return
         reply.done = True
         reply.error = exc
-        reply.event.set()
+        reply.settle()
 
     def __repr__(self) -> str:
         kind = "ask" if self._reply is not None else "tell"

@@ -37,7 +37,16 @@ from typing import Any, Literal
 
 import trio
 
-from ._actor import Actor, ActorCrashed, ActorStopped, AskTimeout, Envelope, Overloaded, _Reply
+from ._actor import (
+    Actor,
+    ActorCrashed,
+    ActorStopped,
+    AskTimeout,
+    Envelope,
+    Overloaded,
+    ReplyCallback,
+    _Reply,
+)
 from ._supervisor import _backoff_delay, _RestartIntensity
 
 __all__ = ["ActorRef", "Registry"]
@@ -109,6 +118,7 @@ class ActorRef:
         reply = _Reply()
         deadline = trio.current_time() + timeout
         await self._enqueue(Envelope(msg, reply), deadline)
+        assert reply.event is not None
         with trio.move_on_at(deadline):
             await reply.event.wait()
         if not reply.done:
@@ -117,6 +127,24 @@ class ActorRef:
         if reply.error is not None:
             raise reply.error
         return reply.value
+
+    def try_ask(self, msg: Any, callback: ReplyCallback) -> bool:
+        """Queue `msg` if there is room right now; the answer goes to `callback(value, error)`,
+        called exactly once from the actor's task. False (nothing queued) if the mailbox is
+        full or the key is between activations: use `ask` then. No timeout of its own: the
+        actor answers every envelope, a crash or shutdown fails it (the caller may add one).
+        Raises ActorCrashed/ActorStopped like `ask`."""
+        entry = self._current()
+        self._registry._check(entry)
+        try:
+            entry.mailbox.send_nowait(Envelope(msg, _Reply(callback)))
+        except trio.WouldBlock:
+            return False
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            if entry.gone and not entry.failed and not self._registry._closing:
+                return False  # passivated under us: the slow path resolves a fresh entry
+            raise self._registry._dead(entry) from None
+        return True
 
     async def _enqueue(self, envelope: Envelope, deadline: float) -> None:
         registry = self._registry
@@ -212,6 +240,9 @@ class Registry:
 
     async def tell(self, key: str, msg: Any, *, timeout: float | None = None) -> None:
         await self.ref(key).tell(msg, timeout=timeout)
+
+    def try_ask(self, key: str, msg: Any, callback: ReplyCallback) -> bool:
+        return self.ref(key).try_ask(msg, callback)
 
     def active_keys(self) -> list[str]:
         return [k for k, e in self._entries.items() if not e.failed]

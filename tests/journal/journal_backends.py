@@ -50,6 +50,12 @@ def _sqlite(tmp_path: Path) -> Backend:
     return Backend("sqlite", lambda **kw: SqliteJournal(path, **kw))
 
 
+def _sqlite_thread(tmp_path: Path) -> Backend:
+    """The SQLite store with its group commit in a worker thread (OMNITILL_SQLITE_WRITER)."""
+    path = tmp_path / "journal.db"
+    return Backend("sqlite-thread", lambda **kw: SqliteJournal(path, writer="thread", **kw))
+
+
 def _memory(tmp_path: Path) -> Backend:
     store = MemoryStore()  # shared by every journal this backend makes: a "reopen" sees it
     return Backend("memory", lambda **kw: MemoryJournal(store, **kw))
@@ -114,6 +120,7 @@ def _drop_schemas() -> None:
 
 BACKENDS: dict[str, Callable[[Path], Backend]] = {
     "sqlite": _sqlite,
+    "sqlite-thread": _sqlite_thread,
     "memory": _memory,
     "postgres": _postgres,
 }

@@ -52,6 +52,41 @@ async def test_normal_sync_can_be_chosen(tmp_path: Path, nursery: trio.Nursery) 
     await j.close()
 
 
+async def test_inline_writer_waits_for_a_foreign_lock_without_blocking_the_loop(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """The inline writer (default) must not stall the event loop when another process holds
+    the database's write lock: the group waits for the lock in a worker thread instead."""
+    path = tmp_path / "j.db"
+    j = await started(path, nursery)
+    assert j.stats()["writer"] == "inline"
+    await j.append(Batch("s", 0, events=[("e", b"a")]))
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # a foreign writer holds the lock
+    done = trio.Event()
+    result: list[AppendResult] = []
+
+    async def append() -> None:
+        result.append(await j.append(Batch("s", 1, events=[("e", b"b")])))
+        done.set()
+
+    nursery.start_soon(append)
+    ticks = 0
+    with trio.move_on_after(0.3):
+        while True:  # the loop keeps running while the append waits for the lock
+            await trio.sleep(0.01)
+            ticks += 1
+    assert ticks >= 10 and not done.is_set()
+    other.execute("COMMIT")
+    other.close()
+    with trio.fail_after(5):
+        await done.wait()
+    assert result[0].version == 2
+    await j.append(Batch("s", 2, events=[("e", b"c")]))  # back on the inline path
+    assert [e.data for e in await j.read("s")] == [b"a", b"b", b"c"]
+    await j.close()
+
+
 async def test_ack_means_committed_for_other_connections(
     tmp_path: Path, nursery: trio.Nursery
 ) -> None:

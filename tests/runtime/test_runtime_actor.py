@@ -164,3 +164,45 @@ async def test_stopped_registry_refuses(start_registry: Any) -> None:
         ref.try_tell(("add", 1))
     with pytest.raises(ActorStopped):
         await registry.ask("d", "get")
+
+
+async def test_try_ask_answers_through_the_callback(start_registry: Any, autojump_clock: Any) -> None:
+    """The gateway's fast path: no task per ask; the actor's answer calls back exactly once."""
+    gates = {"g": trio.Event()}
+    registry = await start_registry(single(Counter(gates)), mailbox_size=2)
+    answers: list[tuple[Any, BaseException | None]] = []
+
+    def record(value: Any, error: BaseException | None) -> None:
+        answers.append((value, error))
+
+    assert registry.try_ask("c", ("add", 2), record)
+    assert registry.try_ask("c", ("fail", "bad"), record)
+    await trio.testing.wait_all_tasks_blocked()
+    assert answers[0] == (2, None)
+    assert answers[1][0] is None and isinstance(answers[1][1], ValueError)
+
+    # A full mailbox refuses at once (nothing queued): the caller takes the awaiting path.
+    ref = registry.ref("c")
+    await ref.tell(("hold", "g"))
+    await trio.testing.wait_all_tasks_blocked()
+    assert ref.try_ask(("add", 1), record) and ref.try_ask(("add", 1), record)
+    assert not ref.try_ask(("add", 100), record)
+    gates["g"].set()
+    await trio.testing.wait_all_tasks_blocked()
+    assert [v for v, _ in answers[2:]] == [3, 4]
+
+    # An unanswered ask is failed by the registry, through the callback too.
+    assert ref.try_ask("forget", record)
+    await trio.testing.wait_all_tasks_blocked()
+    assert isinstance(answers[-1][1], ActorCrashed)
+
+
+async def test_a_raising_callback_does_not_crash_the_actor(start_registry: Any) -> None:
+    registry = await start_registry(lambda key: Counter())
+
+    def broken(value: Any, error: BaseException | None) -> None:
+        raise RuntimeError("asker bug")
+
+    assert registry.try_ask("c", ("add", 5), broken)
+    assert await registry.ask("c", ("add", 1)) == 6
+    assert registry.stats()["crashes"] == 0
