@@ -32,7 +32,8 @@ from engine.runtime import Actor, Envelope, TimerFired
 from protocol import ErrorCode
 
 from . import domain, views
-from .events import Event, HoldPlaced, TransferCreated, decode_event, encode_event
+from .events import Event, HoldExtended, HoldPlaced, TransferCreated, decode_event, encode_event
+from .expiry import POOL_TIMER, ExpiryQueue
 
 if TYPE_CHECKING:
     from engine.bus import LocalBus
@@ -131,9 +132,15 @@ class SkuPoolActor(Actor):
         self.state = domain.initial(sku)
         self.recent: OrderedDict[str, tuple[str, Outcome]] = OrderedDict()
         self.since_snapshot = 0
+        # Hold expiry: one journal timer per pool (see expiry.py). `timer_due` is the due
+        # time of the stored pool timer as far as this activation knows (None: unknown/none).
+        self.expiries = ExpiryQueue()
+        self.timer_due: float | None = None
 
     async def on_start(self) -> None:
         self.state = await load_pool(self.env.journal, self.sku)
+        self.expiries = ExpiryQueue.of(self.state)
+        self.timer_due = None  # the first append re-arms it if holds need it
 
     # --- batch ----------------------------------------------------------------------------
 
@@ -151,6 +158,7 @@ class SkuPoolActor(Actor):
             except VersionConflict as exc:
                 log.info("%s: %s (attempt %d): reloading", self.stream, exc, attempt + 1)
                 self.state = await load_pool(self.env.journal, self.sku)
+                self.expiries = ExpiryQueue.of(self.state)
                 stored = await self.env.journal.lookup_ops([e.msg.op_id for e in commands])
         for envelope in batch:
             envelope.fail(RuntimeError(f"{self.stream}: could not commit after retries"))
@@ -163,6 +171,7 @@ class SkuPoolActor(Actor):
         answers: list[tuple[Envelope, Any]] = []
         in_batch: dict[str, tuple[str, Outcome]] = {}
         timers_cleared: list[str] = []
+        fired = False  # a timer fired in this batch: the pool timer must be re-armed
         locations = self.env.locations()
         now = time.time()
         replay: list[Event] = []  # events evolved into `state` (to undo on failure: reload)
@@ -205,43 +214,44 @@ class SkuPoolActor(Actor):
                 )
                 answers.append((envelope, outcome))
             elif isinstance(msg, TimerFired):
-                hold_id = domain.hold_id_from_timer(msg.timer_id)
-                expired = domain.expire_due(state, hold_id, now) if hold_id else []
-                if hold_id and not expired and hold_id in state.holds:
-                    # Not due yet (extended since): the new timer row already replaced it.
-                    answers.append((envelope, None))
-                    continue
-                for event in expired:
-                    state = domain.evolve(state, event)
-                    replay.append(event)
-                events.extend(expired)
-                if not expired:
+                # The pool timer (or a per-hold timer of an older journal): expire every
+                # hold that is due; the pool timer is re-armed below.
+                fired = True
+                if msg.timer_id != POOL_TIMER:
                     timers_cleared.append(msg.timer_id)
+                for hold_id in self.expiries.pop_due(state, now):
+                    for event in domain.expire_due(state, hold_id, now):
+                        state = domain.evolve(state, event)
+                        replay.append(event)
+                        events.append(event)
                 answers.append((envelope, None))
             else:
                 answers.append((envelope, msg))  # queries are answered after the commit
 
-        # Net timer changes of the batch: the journal clears before it sets, so a timer set
-        # and cleared within one batch (a hold placed and committed at once) is only cleared.
-        to_set_by_id: dict[str, float] = {}
+        # The pool timer: moved earlier at once when a new hold expires sooner; re-armed at
+        # the real earliest expiry (or cleared) after it fired; otherwise left alone.
         for event in events:
-            to_set, to_clear = domain.timer_changes(event)
-            for timer_id, due_at in to_set:
-                to_set_by_id[timer_id] = due_at
-            for timer_id in to_clear:
-                to_set_by_id.pop(timer_id, None)
-                timers_cleared.append(timer_id)
-        timers_set = [
-            Timer(
-                timer_id=timer_id,
-                actor_key=f"sku:{self.sku}",
-                due_at=due_at,
-                payload=timer_id.encode(),
+            if isinstance(event, HoldPlaced | HoldExtended):
+                self.expiries.push(event.expires_at, event.hold_id)
+        timers_set: list[Timer] = []
+        earliest = self.expiries.earliest(state)
+        timer_due = self.timer_due
+        if earliest is None:
+            if fired or (timer_due is not None and events):
+                timers_cleared.append(POOL_TIMER)
+                timer_due = None
+        elif fired or timer_due is None or earliest < timer_due:
+            timer_due = earliest
+            timers_set.append(
+                Timer(
+                    timer_id=POOL_TIMER,
+                    actor_key=f"sku:{self.sku}",
+                    due_at=earliest,
+                    payload=b"",
+                )
             )
-            for timer_id, due_at in to_set_by_id.items()
-        ]
 
-        if events or ops or timers_cleared:
+        if events or ops or timers_cleared or timers_set:
             append = Batch(
                 stream=self.stream,
                 expected_version=before,
@@ -256,13 +266,16 @@ class SkuPoolActor(Actor):
             except BaseException:
                 # `state` may hold uncommitted events: rebuild from the journal before reuse.
                 self.state = domain.initial(self.sku)
+                self.expiries = ExpiryQueue()
                 self.state = await load_pool(self.env.journal, self.sku)
+                self.expiries = ExpiryQueue.of(self.state)
                 raise
             self.env.on_commit(time.perf_counter() - started)
             if appended.version != state.version:
                 # The domain counts versions itself; they must agree with the journal.
                 log.error("%s: version mismatch %s != %s", self.stream, appended.version, state.version)
         self.state = state
+        self.timer_due = timer_due
 
         for op_id, known in in_batch.items():
             self.recent[op_id] = known
