@@ -223,6 +223,10 @@ class SqliteJournal(GroupCommitJournal):
             if str(mode).lower() != "wal":
                 raise JournalError(f"{self._path!r}: WAL mode unavailable (got {mode!r})")
             epoch = _migrate(wconn)
+            # The op table is keyed by random op_ids: inserts touch pages all over its tree.
+            # SQLite's default page cache (2 MiB) makes most of them reads once the table
+            # outgrows it; 64 MiB keeps a few million op records' interior pages cached.
+            wconn.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KIB}")
             if self._inline_writer:
                 wconn.execute("PRAGMA busy_timeout = 0")  # never block the loop on a lock
             readers = []
@@ -462,6 +466,7 @@ class SqliteJournal(GroupCommitJournal):
 
 
 _BUSY_TIMEOUT_MS = 10_000
+_WRITER_CACHE_KIB = 64 * 1024
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
