@@ -20,7 +20,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROOT", "OmnitillServer", "PeerServer", "free_port", "load_info", "machine_info"]
+__all__ = ["ROOT", "OmnitillServer", "PeerServer", "free_port", "hist_quantiles", "load_info",
+           "machine_info"]
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -42,6 +43,18 @@ def machine_info() -> dict[str, Any]:
     import platform
 
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
+
+
+def hist_quantiles(before: list[tuple[float, int]], after: list[tuple[float, int]],
+                   qs: tuple[float, ...] = (0.5, 0.99)) -> dict[str, float]:
+    """Quantiles (ms, bucket upper bounds) of what a cumulative histogram counted in between."""
+    counts = [(le, a - b) for (le, a), (_, b) in zip(after, before, strict=True)]
+    total = counts[-1][1] if counts else 0
+    out: dict[str, float] = {}
+    for q in qs:
+        le = next((le for le, c in counts if total and c >= q * total), float("nan"))
+        out[f"p{round(q * 100)}_ms"] = round(le * 1000, 2)
+    return out
 
 
 def _wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -143,6 +156,18 @@ class OmnitillServer:
         if len(skus) < n:
             raise RuntimeError(f"only {len(skus)} SKUs in the demo catalog, wanted {n}")
         return skus[:n]
+
+    def histogram(self, name: str) -> list[tuple[float, int]]:
+        """A cumulative Prometheus histogram from /metrics: [(upper bound s, count)]."""
+        req = urllib.request.Request(f"{self.url}/metrics", headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            text = r.read().decode()
+        out = []
+        for line in text.splitlines():
+            if line.startswith(f"{name}_bucket"):
+                le = line.split('le="', 1)[1].split('"', 1)[0]
+                out.append((float("inf") if le == "+Inf" else float(le), int(float(line.rsplit(" ", 1)[1]))))
+        return out
 
     def balance(self, sku: str, location: str) -> dict[str, Any]:
         return self.request("GET", f"/api/v1/stock/{sku}")["locations"].get(location, {})

@@ -60,7 +60,16 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import ROOT, VENV_BIN, OmnitillServer, PeerServer, free_port, load_info, machine_info
+from _server import (
+    ROOT,
+    VENV_BIN,
+    OmnitillServer,
+    PeerServer,
+    free_port,
+    hist_quantiles,
+    load_info,
+    machine_info,
+)
 from _wsraw import Loop, WsConn, encode_frame, raise_nofile, summarize
 
 LOCATION = "pdx-pearl"
@@ -712,18 +721,24 @@ def command_latency(server: OmnitillServer, driver: Driver, skus: list[str], arg
         driver.skus = targets
         driver.hold_mode = True
         proc = psutil.Process(server.pid)
+        h0 = server.histogram("omnitill_command_latency_seconds")
         c0 = proc.cpu_times()
         w0 = time.time()
         r = driver.run(args.cmd_rate, args.duration)
         c1 = proc.cpu_times()
+        inside = hist_quantiles(h0, server.histogram("omnitill_command_latency_seconds"))
         driver.hold_mode = False
         driver.skus = saved
-        res = {"achieved": r["achieved_rate"], "rtt": r["driver_rtt"], "rejects": r["rejects"],
+        # server_side: from the command frame decoded to its reply queued (no socket, no
+        # load-generator time), from the engine's own histogram (bucket upper bounds).
+        res = {"achieved": r["achieved_rate"], "rtt": r["driver_rtt"], "server_side": inside,
+               "rejects": r["rejects"],
                "server_cpu_pct": round(((c1.user + c1.system) - (c0.user + c0.system)) / (time.time() - w0) * 100, 1)}
         out[label] = res
         rtt = res["rtt"] or {}
         print(f"# cmdlat ({label}): hold.place at {args.cmd_rate:.0f}/s with {args.clients} subscribed clients: "
-              f"achieved {r['achieved_rate']:.0f}/s, rtt p50 {rtt.get('p50_ms')} ms p99 {rtt.get('p99_ms')} ms",
+              f"achieved {r['achieved_rate']:.0f}/s, rtt p50 {rtt.get('p50_ms')} ms p99 {rtt.get('p99_ms')} ms; "
+              f"server side p50 {inside['p50_ms']} ms p99 {inside['p99_ms']} ms; server CPU {res['server_cpu_pct']}%",
               flush=True)
         time.sleep(1.0)
     return out

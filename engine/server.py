@@ -29,6 +29,7 @@ from .bus import LocalBus, Outbox
 from .commands import Dispatcher
 from .config import Config
 from .gateway import GatewayApp, TopicSources
+from .gateway._flush import Flusher
 from .gateway._ratelimit import TokenBucket
 from .journal import Journal, MemoryJournal, SqliteJournal
 from .metrics import Metrics
@@ -91,6 +92,9 @@ class Engine:
         self.sources = TopicSources()
         self.catalog = Catalog()
         self.connections: set[Any] = set()
+        self.flusher = Flusher()  # writes lean connections' output (gateway/_flush.py)
+        self.registry.after_batch = self.flusher.flush_urgent
+        self.bus.fanout = self.flusher.fan_out
         self.actor_factories: dict[str, Callable[[str], Actor]] = {}
         self.http_installers: list[Callable[..., None]] = []
         self.extra_openapi: dict[str, Any] = {}
@@ -279,6 +283,7 @@ class Engine:
             sup.add_child(ChildSpec("cluster", self.cluster.run, shutdown_timeout_s=3.0))
         sup.add_child(ChildSpec("timers", self.timers.run, shutdown_timeout_s=1.0))
         if with_sampler:
+            sup.add_child(ChildSpec("connection-flusher", self.flusher.run, shutdown_timeout_s=1.0))
             sup.add_child(ChildSpec("ops-sampler", self._ops_sampler, shutdown_timeout_s=1.0))
             sup.add_child(ChildSpec("connection-sweeper", self._sweeper, shutdown_timeout_s=1.0))
         self.supervisor = sup

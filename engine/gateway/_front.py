@@ -110,13 +110,36 @@ class LeanTransport(FrameReader):
             return data
 
     async def send_frames(self, frames: list[bytes], text: bool) -> None:
+        data = self.wire_bytes(frames, text)
+        if data:
+            await self._write(data)
+
+    def wire_bytes(self, frames: list[bytes], text: bool) -> bytes:
+        """`frames` framed for the wire, after any queued control frames (pongs, pings)."""
         data = encode_frames(frames, text)
         ctrl = self.pending_ctrl
         if ctrl is not None:
             self.pending_ctrl = None
             data = b"".join(ctrl) + data
-        if data:
-            await self._write(data)
+        return data
+
+    def write_nowait(self, data: bytes) -> bytes:
+        """Write what the kernel takes now; return the rest (b"" when all of it went).
+        Raises BrokenResourceError/ClosedResourceError like `send_all`."""
+        fd = self.stream.socket.fileno()
+        if fd < 0:
+            raise trio.ClosedResourceError("socket was closed")
+        try:
+            sent = os.write(fd, data)
+        except BlockingIOError:
+            return data
+        except OSError as exc:
+            raise trio.BrokenResourceError(exc) from exc
+        return data[sent:] if sent < len(data) else b""
+
+    async def write_rest(self, data: bytes) -> None:
+        """Finish a write that `write_nowait` could not (waits for the socket to drain)."""
+        await self.stream.send_all(data)
 
     async def send_close(self, code: int, reason: str) -> None:
         self.pending_ctrl = None
@@ -125,17 +148,9 @@ class LeanTransport(FrameReader):
     async def _write(self, data: bytes) -> None:
         """`send_all`, minus trio's per-call machinery when the kernel takes it all at once
         (the common case). The writer's loop checkpoints on every pass (`outbox.wait`)."""
-        fd = self.stream.socket.fileno()
-        if fd < 0:
-            raise trio.ClosedResourceError("socket was closed")
-        try:
-            sent = os.write(fd, data)
-        except BlockingIOError:
-            sent = 0
-        except OSError as exc:
-            raise trio.BrokenResourceError(exc) from exc
-        if sent < len(data):
-            await self.stream.send_all(memoryview(data)[sent:])
+        rest = self.write_nowait(data)
+        if rest:
+            await self.stream.send_all(rest)
 
     def ping(self) -> None:
         if self.pending_ctrl is None:

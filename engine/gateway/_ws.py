@@ -86,6 +86,7 @@ from ..auth import Claims, check_topic
 from ..bus import DeltaFrame, Outbox, OutboxOverflow
 from ..commands import CommandMsg, RouteMiss
 from ..runtime import ActorCrashed, ActorStopped
+from ._flush import MIN_DELTA_INTERVAL_S
 from ._ratelimit import TokenBucket
 from ._wsframe import FrameError
 
@@ -102,6 +103,7 @@ STUCK_SEND_S = 1.0  # after a close, how long a blocked socket write may keep a 
 LINGER_S = 1.0  # after our close frame, how long we wait for the peer's
 BAD_FRAME_LIMIT = 50
 MAX_INFLIGHT_COMMANDS = 128
+SWEEP_CHUNK = 500  # connections checked between two checkpoints of the sweeper
 GOING_AWAY = "server shutting down: reconnect and resume"
 _INTERNAL = ProtocolError(ErrorCode.INTERNAL, "internal error: retry with the same op_id")
 _BUSY = ProtocolError(
@@ -223,8 +225,10 @@ class AsgiTransport:
 
 class Connection:
     __slots__ = (
+        "backlog",
         "bad_frames",
         "batch",
+        "broken",
         "bucket",
         "claims",
         "close_at",
@@ -232,6 +236,7 @@ class Connection:
         "close_reason",
         "conflated_seen",
         "engine",
+        "flusher",
         "inflight",
         "input_done",
         "kind",
@@ -240,6 +245,7 @@ class Connection:
         "outbox",
         "pending",
         "pending_ids",
+        "queued",
         "read_scope",
         "scope",
         "sending",
@@ -247,14 +253,27 @@ class Connection:
         "started",
         "transport",
         "writer_done",
+        "writer_wake",
     )
 
     def __init__(self, engine: Engine, transport: Transport) -> None:
         self.engine = engine
         self.transport = transport
         cfg = engine.config
-        self.outbox = Outbox("json", max_control=cfg.outbox_max_control)
+        # Lean sockets are written by the engine's flusher task (see _flush.py); others (ASGI)
+        # by this connection's own writer task.
+        flusher = engine.flusher
+        self.flusher = flusher if flusher.running and hasattr(transport, "write_nowait") else None
+        self.outbox = Outbox(
+            "json",
+            max_control=cfg.outbox_max_control,
+            notify=self.ready if self.flusher is not None else None,
+        )
         transport.wake = self.outbox.wake
+        self.queued = 0  # in the flusher's sets: 0 no, 1 dirty, 2 urgent
+        self.backlog = b""  # what a flush could not write at once (the writer finishes it)
+        self.broken = False  # a flush found the socket broken
+        self.writer_wake = trio.Event()
         self.claims: Claims | None = None
         self.kind = "unknown"
         self.session = f"s{next(_session_ids)}-{secrets.token_hex(3)}"
@@ -290,12 +309,15 @@ class Connection:
         outbox = self.outbox
         metrics = self.engine.metrics
         try:
-            while True:
-                await outbox.wait()
-                if self.close_code is not None or outbox.closed:
-                    break
-                await self._send_due(transport, outbox, metrics)
-            if self.close_code is not None and not outbox.closed:
+            if self.flusher is not None:
+                await self._finish_writes()
+            else:
+                while True:
+                    await outbox.wait()
+                    if self.close_code is not None or outbox.closed:
+                        break
+                    await self._send_due(transport, outbox, metrics)
+            if self.close_code is not None and not outbox.closed and not self.broken:
                 # Flush what explains the close (an error, at most one drain), then close.
                 if len(outbox):
                     await self._send_due(transport, outbox, metrics)
@@ -305,6 +327,8 @@ class Connection:
         finally:
             self.sending = False
             self.writer_done = True
+            if self.flusher is not None:
+                self.flusher.discard(self)
             if self.input_done:
                 if self.scope is not None:
                     self.scope.cancel()
@@ -313,6 +337,82 @@ class Connection:
                 self.read_scope.deadline = min(
                     self.read_scope.deadline, trio.current_time() + LINGER_S
                 )
+
+    async def _finish_writes(self) -> None:
+        """Flusher mode: finish writes the socket could not take at once; return to close."""
+        transport: Any = self.transport
+        while True:
+            await self.writer_wake.wait()
+            self.writer_wake = trio.Event()
+            if self.broken:
+                return
+            backlog = self.backlog
+            if backlog:
+                await transport.write_rest(backlog)
+                self.backlog = b""
+                self.sending = False
+                self.last_progress = self.last_write = time.monotonic()
+                if len(self.outbox) or transport.pending_ctrl is not None:
+                    self.ready(True)
+            if self.close_code is not None or self.outbox.closed:
+                return
+
+    def ready(self, urgent: bool) -> None:
+        """Flusher mode: the outbox has something to send (urgent: a reply)."""
+        if self.sending or self.close_code is not None or self.broken or self.outbox.closed:
+            self.writer_wake.set()  # the writer owns the socket now (backlog, closing)
+            return
+        queued = self.queued
+        if queued == 2 or (queued == 1 and not urgent):
+            return
+        flusher = self.flusher
+        assert flusher is not None
+        if urgent:
+            self.queued = 2
+            flusher.mark(self, True)
+            return
+        self.queued = 1
+        due = self.last_write + MIN_DELTA_INTERVAL_S
+        if due > time.monotonic():
+            flusher.defer(self, due)  # written recently: let its deltas conflate a little
+        else:
+            flusher.mark(self, False)
+
+    def flush_now(self) -> None:
+        """Flusher mode: write everything due in one non-blocking write (never raises)."""
+        self.queued = 0
+        if self.sending or self.close_code is not None or self.broken:
+            return
+        transport: Any = self.transport
+        outbox = self.outbox
+        metrics = self.engine.metrics
+        try:
+            frames = outbox.drain()
+            if self.batch and len(frames) > 1:
+                metrics.frames_batched += len(frames)
+                frames = [join_frames(frames, outbox.encoding)]
+            data = transport.wire_bytes(frames, outbox.encoding == "json")
+            if not data:
+                return
+            rest = transport.write_nowait(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.broken = True
+            self.writer_wake.set()
+            return
+        except Exception:
+            log.exception("session %s: flush failed", self.session)
+            self.broken = True
+            self.writer_wake.set()
+            return
+        metrics.frames_out += len(frames)
+        if rest:
+            self.backlog = rest
+            self.sending = True
+            self.writer_wake.set()
+            return
+        self.last_progress = self.last_write = time.monotonic()
+        if len(outbox):
+            self.ready(False)  # more than one drain's worth: back of the line
 
     async def _send_due(self, transport: Transport, outbox: Outbox, metrics: Any) -> None:
         self.count_conflated()
@@ -660,7 +760,9 @@ class Connection:
 
 async def sweep_connections(engine: Engine, interval_s: float = 0.5) -> None:
     """One task checks every connection: a timer per connection would cost thousands of
-    deadline expiries per second at 10,000 clients. Wakes at once when the engine stops."""
+    deadline expiries per second at 10,000 clients. Wakes at once when the engine stops.
+    Works in chunks with a checkpoint between them: one pass over 5,000 connections is
+    ~10 ms of CPU, which commands should not wait for in one piece."""
     cfg = engine.config
     stopping = engine.stopping
     while True:
@@ -668,8 +770,10 @@ async def sweep_connections(engine: Engine, interval_s: float = 0.5) -> None:
             await stopping.wait()
         now = time.monotonic()
         is_stopping = stopping.is_set()
-        for conn in list(engine.connections):
+        for i, conn in enumerate(list(engine.connections)):
             conn.check(now, cfg, is_stopping)
+            if i % SWEEP_CHUNK == SWEEP_CHUNK - 1:
+                await trio.lowlevel.checkpoint()
         if is_stopping:
             await trio.sleep(min(interval_s, STUCK_SEND_S / 2))
 

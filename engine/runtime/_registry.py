@@ -189,6 +189,8 @@ class Registry:
         backoff_base_s: float = 0.05,
         backoff_max_s: float = 2.0,
     ) -> None:
+        # Called after every batch an actor handled (the gateway writes the replies at once).
+        self.after_batch: Callable[[], None] | None = None
         if mailbox_size < 1 or max_batch < 1:
             raise ValueError("mailbox_size and max_batch must be >= 1")
         self._factory = factory
@@ -398,6 +400,8 @@ class Registry:
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
             await self._handle(entry, actor, batch)
+            if self.after_batch is not None:
+                self.after_batch()
             # handle_batch may never have checkpointed; don't starve other tasks.
             await trio.lowlevel.checkpoint()
 

@@ -111,7 +111,10 @@ async def wait_until(predicate: Any, timeout: float, what: str) -> None:
 
 async def pump_until_stalled(engine: Engine, writer: Client, slow: Stalled, sku: str, loc: str,
                              *, min_conflated: int = 10) -> int:
-    """Receive stock from 8 tasks until the stalled connection has been conflating a while.
+    """Receive stock from 8 tasks until the stalled connection has been conflating a while
+    and its socket is full (the writer holds a backlog it cannot write: `sending`). Deltas to
+    a connection are conflated for up to 50 ms even when it reads (gateway/_flush.py), so
+    conflation alone does not prove it stalled.
 
     Returns the number of commands acked. Also checks, all along, that the stalled outbox holds
     at most one pending delta per subscribed topic.
@@ -120,16 +123,20 @@ async def pump_until_stalled(engine: Engine, writer: Client, slow: Stalled, sku:
     acked = 0
     worst = 0
 
+    def stalling() -> bool:
+        stuck = conn.outbox.conflated >= min_conflated and conn.sending
+        return not stuck and conn.close_code is None
+
     async def pump() -> None:
         nonlocal acked
-        while conn.outbox.conflated < min_conflated and conn.close_code is None:
+        while stalling():
             await writer.command("stock.receive", {"sku": sku, "location_id": loc, "qty": 1,
                                                    "reference": "slow-consumer test " * 8})
             acked += 1
 
     async def watch() -> None:
         nonlocal worst
-        while conn.outbox.conflated < min_conflated and conn.close_code is None:
+        while stalling():
             worst = max(worst, len(conn.outbox))
             assert pending_deltas(conn) <= len(conn.outbox.subscribed)
             await trio.sleep(0)
@@ -146,6 +153,7 @@ async def pump_until_stalled(engine: Engine, writer: Client, slow: Stalled, sku:
 
 async def test_stalled_client_is_cut_off_and_freed_while_others_flow(engine: Engine) -> None:
     engine.config.slow_client_grace_s = 2.0
+    engine.config.commands_per_s = engine.config.command_burst = 100_000  # the writer pumps
     sku, loc, balance = stocked(engine)
     lat, lon = 45.52, -122.68
     topics = [f"stock:{sku}", f"near:{sku}:{lat},{lon}"]
@@ -189,6 +197,7 @@ async def test_stalled_client_is_cut_off_and_freed_while_others_flow(engine: Eng
 
 async def test_stalled_client_converges_on_conflated_deltas_when_it_reads_again(engine: Engine) -> None:
     engine.config.slow_client_grace_s = 30.0
+    engine.config.commands_per_s = engine.config.command_burst = 100_000  # the writer pumps
     sku, loc, _ = stocked(engine)
     topic = f"stock:{sku}"
     conflated_before = engine.metrics.conflated
