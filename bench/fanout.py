@@ -675,6 +675,7 @@ def run_system(label: str, args: argparse.Namespace, skus: list[str]) -> dict[st
             driver.t_send.clear()
             wait_quiet(pid)
         best = 0.0
+        most = 0.0
         if "fanout" in args.scenarios:
             for rate in args.rates:
                 s = measure_step(workers, driver, pid, rate, args.duration, subs_per_topic, base)
@@ -683,9 +684,13 @@ def run_system(label: str, args: argparse.Namespace, skus: list[str]) -> dict[st
                 ok = s["latency"]["p99_ms"] < P99_BUDGET_MS and s["achieved_rate"] >= 0.9 * rate
                 if ok:
                     best = max(best, s["achieved_rate"])
+                    most = max(most, s["updates_per_s"])
                 else:
                     break
             out["max_rate_p99_under_100ms"] = best
+            # The measure: delivered updates/s while p99 < 100 ms. Under conflation a
+            # higher change rate can deliver fewer (merged) updates, so take the best step.
+            out["max_updates_per_s_p99_under_100ms"] = most
         if system == "omnitill" and "storm" in args.scenarios:
             driver.close()
             driver = None
@@ -849,10 +854,11 @@ def main() -> int:
     for label in args.systems.split(","):
         results.append(run_system(label, args, skus))
     load_end = load_info()
-    print("\nsummary: highest change rate with p99 < 100 ms")
+    print("\nsummary: with p99 < 100 ms, the highest change rate and the most delivered updates/s")
     for r in results:
         mem = r.get("memory", {})
-        print(f"  {r['system']:<9} {r['clients']:>6} clients: {r.get('max_rate_p99_under_100ms', 0):>7,.0f} changes/s; "
+        print(f"  {r['system']:<9} {r['clients']:>6} clients: {r.get('max_rate_p99_under_100ms', 0):>7,.0f} changes/s, "
+              f"{r.get('max_updates_per_s_p99_under_100ms', 0):>8,.0f} updates/s; "
               f"{mem.get('kb_per_connection', float('nan')):.1f} KB RSS per subscribed connection")
     print(f"# load at end: {load_end['uptime']}")
     out = args.out or RESULTS / ("fanout.json" if args.clients == 1000 else f"fanout-{args.clients}.json")

@@ -15,12 +15,14 @@ puts it in one of two FIFO sets here: `urgent` (replies: acks, rejects, errors, 
 (`Connection.flush_now`). After SLICE_S of work it yields to the run queue, so a command
 waits at most about one slice per hop instead of one pass over every connection.
 
-Deltas to one connection go out at most every MIN_DELTA_INTERVAL_S (50 ms): a connection
-written less than that ago waits in `later` (a heap by due time) and its outbox conflates
-meanwhile. That caps a client at 20 delta frames a second, however busy its topics are (no
-screen needs more), and spares the CPU a socket write per change on hot topics: with 250
-subscribers per SKU at 1,000 holds/s, those writes were a quarter of the server's time.
-Replies are never delayed. Under overload the sets simply stay full: each connection is
+When the flusher is busy (over LOADED_FRACTION of its time spent writing, measured over
+WINDOW_S), deltas to one connection go out at most every MIN_DELTA_INTERVAL_S (50 ms): a
+connection written less than that ago waits in `later` (a heap by due time) and its outbox
+conflates meanwhile. That caps a client at 20 delta frames a second while the CPU is short
+(no screen needs more) and spares a socket write per change on hot topics: with 250
+subscribers per SKU at 1,000 holds/s those writes were a quarter of the server's time. When
+it is not busy nothing waits (a fixed interval cost ~25 ms of latency at low rates, when a
+client's topics changed a few tens of ms apart). Replies are never delayed. Under overload the sets simply stay full: each connection is
 written once per pass, its outbox conflating what arrived meanwhile, so the fan-out rate
 adapts to the CPU there is while replies still jump the queue.
 
@@ -50,10 +52,19 @@ from typing import Any, Protocol
 
 import trio
 
-__all__ = ["FANOUT_BACKLOG", "MIN_DELTA_INTERVAL_S", "SLICE_S", "Flushable", "Flusher"]
+__all__ = [
+    "FANOUT_BACKLOG",
+    "LOADED_FRACTION",
+    "MIN_DELTA_INTERVAL_S",
+    "SLICE_S",
+    "Flushable",
+    "Flusher",
+]
 
 SLICE_S = 0.001
 MIN_DELTA_INTERVAL_S = 0.05
+LOADED_FRACTION = 0.3
+WINDOW_S = 0.1
 FANOUT_BACKLOG = 256
 MIN_FLUSHES_PER_SLICE = 16  # writes still progress while a fan-out backlog is worked off
 
@@ -69,6 +80,7 @@ class Flusher:
         "_fan_at",
         "_order",
         "_wake",
+        "defer_s",
         "dirty",
         "fanouts",
         "flushes",
@@ -92,6 +104,9 @@ class Flusher:
         self.running = False
         self.flushes = 0
         self.slices = 0
+        # How long deltas to a just-written connection wait: MIN_DELTA_INTERVAL_S while the
+        # flusher is busy, 0 otherwise (see the module docstring).
+        self.defer_s = 0.0
 
     def mark(self, conn: Flushable, urgent: bool) -> None:
         (self.urgent if urgent else self.dirty)[conn] = None
@@ -157,6 +172,8 @@ class Flusher:
         urgent, dirty, later = self.urgent, self.dirty, self.later
         clock = time.perf_counter
         monotonic = time.monotonic
+        window_start = clock()
+        busy = 0.0
         try:
             while True:
                 if not urgent and not dirty and not self.fanouts:
@@ -172,7 +189,8 @@ class Flusher:
                     conn = heapq.heappop(later)[2]
                     if conn.queued == 1:
                         dirty[conn] = None
-                end = clock() + SLICE_S
+                start = clock()
+                end = start + SLICE_S
                 n = 0
                 while urgent:  # replies first, all of them
                     conn = next(iter(urgent))
@@ -194,6 +212,12 @@ class Flusher:
                 n += done
                 self.flushes += n
                 self.slices += 1
+                now_c = clock()
+                busy += now_c - start
+                if now_c - window_start >= WINDOW_S:
+                    loaded = busy >= LOADED_FRACTION * (now_c - window_start)
+                    self.defer_s = MIN_DELTA_INTERVAL_S if loaded else 0.0
+                    window_start, busy = now_c, 0.0
                 await trio.lowlevel.checkpoint()  # let commands and readers run
         finally:
             self.running = False

@@ -86,7 +86,6 @@ from ..auth import Claims, check_topic
 from ..bus import DeltaFrame, Outbox, OutboxOverflow
 from ..commands import CommandMsg, RouteMiss
 from ..runtime import ActorCrashed, ActorStopped
-from ._flush import MIN_DELTA_INTERVAL_S
 from ._ratelimit import TokenBucket
 from ._wsframe import FrameError
 
@@ -372,7 +371,7 @@ class Connection:
             flusher.mark(self, True)
             return
         self.queued = 1
-        due = self.last_write + MIN_DELTA_INTERVAL_S
+        due = self.last_write + flusher.defer_s
         if due > time.monotonic():
             flusher.defer(self, due)  # written recently: let its deltas conflate a little
         else:

@@ -111,3 +111,29 @@ async def test_fan_out_runs_in_the_flusher_not_in_the_publisher(nursery: trio.Nu
     assert len(boxes[0]) == 0
     assert all(len(b) == 1 for b in boxes[1:])
     assert flusher.offers == 300 and not flusher.fanouts
+
+
+async def test_deltas_wait_only_while_the_flusher_is_busy(nursery: trio.Nursery) -> None:
+    from engine.gateway._flush import WINDOW_S
+
+    flusher = Flusher()
+    await nursery.start(flusher.run)
+    log: list[tuple[str, float]] = []
+    assert flusher.defer_s == 0.0
+    busy = [FakeConn(str(i), log, cost_s=0.002) for i in range(150)]  # ~0.3 s of writing
+    for conn in busy:
+        conn.queued = 1
+        flusher.mark(conn, False)
+    with trio.fail_after(5):
+        while len(log) < 100:
+            await trio.sleep(0)
+    assert flusher.defer_s == MIN_DELTA_INTERVAL_S  # loaded: deltas conflate a little
+    with trio.fail_after(5):
+        while len(log) < len(busy):
+            await trio.sleep(0.01)
+    await trio.sleep(WINDOW_S * 1.5)  # idle
+    quick = FakeConn("quick", log)
+    quick.queued = 1
+    flusher.mark(quick, False)
+    await trio.sleep(0.01)
+    assert flusher.defer_s == 0.0  # not busy any more: nothing waits
