@@ -29,7 +29,7 @@ the global minimum of shipments, but it is within a log factor and runs in O(L*S
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -175,39 +175,55 @@ def _route_ship(
         and (config.ship_from_store if s.kind == "store" else config.ship_from_warehouse)
     ]
     # Work on a private copy: every assignment is subtracted, so nothing is used twice.
-    left = {
-        sku: {s.id: max(availability.get(sku, {}).get(s.id, 0), 0) for s in candidates}
-        for sku in skus
-    }
+    # (One availability lookup per SKU: it may be a lazy view of the read model.)
+    left: dict[str, dict[str, int]] = {}
+    missing: dict[str, int] = {}
     need = {sku: qty for _n, sku, qty in lines}
-    missing = {sku: qty - sum(left[sku].values()) for sku, qty in need.items()}
-    missing = {sku: n for sku, n in missing.items() if n > 0}
+    for sku, qty in need.items():
+        avail = availability.get(sku) or {}
+        row = left[sku] = {s.id: n if (n := avail.get(s.id, 0)) > 0 else 0 for s in candidates}
+        short = qty - sum(row.values())
+        if short > 0:
+            missing[sku] = short
     if missing:
         return Shortfall(
             reason="not enough stock in the network",
             missing=missing,
             available=_positive(availability, skus),
         )
-    distance = {s.id: haversine_km(dest.lat, dest.lon, s.lat, s.lon) for s in candidates}
-    kind = {s.id: s.kind for s in candidates}
+    # Sort key of a candidate: its rule parts in `rules` order, then its id. Only
+    # fewest_shipments changes from one step to the next; the parts before and after its first
+    # occurrence are fixed (a repeated fewest_shipments part always ties with the first).
+    rules = config.rules
+    first = rules.index("fewest_shipments") if "fewest_shipments" in rules else len(rules)
+    before: dict[str, tuple[float, ...]] = {}
+    after: dict[str, tuple[float, ...]] = {}
+    for s in candidates:
+        d = haversine_km(dest.lat, dest.lon, s.lat, s.lon)
+        kind = 0.0 if s.kind == "store" else 1.0
+        parts = [d if r == "closest" else kind for r in rules if r != "fewest_shipments"]
+        before[s.id] = tuple(parts[:first])
+        after[s.id] = tuple(parts[first:])
     line_no = {sku: n for n, sku, _q in lines}
 
-    def key(loc: str) -> tuple[float, ...]:
-        parts: list[float] = []
-        for rule in config.rules:
-            if rule == "fewest_shipments":
-                parts.append(-sum(min(need[sku], left[sku][loc]) for sku in need))
-            elif rule == "closest":
-                parts.append(distance[loc])
-            elif rule == "prefer_stores":
-                parts.append(0.0 if kind[loc] == "store" else 1.0)
-        return tuple(parts)
-
     assignments: list[Assignment] = []
-    pool = sorted(distance)
+    pool = sorted(before)
     while any(need.values()):
-        useful = [loc for loc in pool if any(need[s] and left[s][loc] for s in need)]
-        best = min(useful, key=lambda loc: (key(loc), loc))
+        best = ""
+        best_key: tuple[Any, ...] | None = None
+        for loc in pool:
+            # Units of the remaining cart this location can cover; 0 = of no use now.
+            cover = 0
+            for sku, n in need.items():
+                if n:
+                    have = left[sku][loc]
+                    if have:
+                        cover += n if n < have else have
+            if not cover:
+                continue
+            key = (before[loc], -cover, after[loc], loc)
+            if best_key is None or key < best_key:
+                best, best_key = loc, key
         for sku in skus:
             take = min(need[sku], left[sku][best])
             if take > 0:

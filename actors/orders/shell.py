@@ -13,6 +13,17 @@ one allocation in order, allocations concurrently), `advance` turns the answers 
 facts, and that is appended -- repeated until a `SagaFinished`, whose batch also carries the
 op record and clears the timer. Inventory op_ids are derived from the order id and the
 command's op_id, so re-sending a step after a crash is answered from the pool's op table.
+When every allocation has one step (a create's holds), all steps are queued at once with a
+reply callback (`Engine.try_ask`: no task, event or cancel scope per step); a step that
+could not be queued or did not come back final goes through the retrying `ask` path.
+
+Reading the stream: an activation reads its journal stream before the first message it
+handles -- unless that message is a create. A create decides on the empty state and
+appends its first batch at expected version 0 without reading: a stream at version 0 is a
+create never answered (every answered create journaled an event), and if the stream does
+exist (a retry after a restart or a passivation) the journal refuses the append with a
+version conflict; the actor then reads the stream and handles the create as a retry (op
+table, or the pending saga). So a new order costs no journal read.
 
 Crash recovery: if the process dies mid-saga, the `saga` timer fires after the restart,
 activates the order and the shell drives the pending saga to its end (finish or
@@ -23,8 +34,8 @@ pending, the asker gets `unavailable` (retry with the same op_id) and the timer 
 
 Catch-up: the pools tell an order about an expired hold or a stock conflict with a
 non-durable `try_tell` (a full mailbox or a crash loses it). So an open order, when its
-actor starts, asks each SKU pool it has allocations in how those promises stand now
-(`PromiseQuery`) and turns what it missed into the same `order.flag` commands, with op_ids
+actor reads its stream, asks each SKU pool it has allocations in how those promises stand
+now (`PromiseQuery`) and turns what it missed into the same `order.flag` commands, with op_ids
 derived from the pool's version (a repeat at the same version is answered from the op
 table). Best effort: a pool that does not answer in time is asked again at the next start.
 
@@ -52,6 +63,7 @@ from engine.runtime import (
     AskTimeout,
     Envelope,
     Overloaded,
+    ReplyCallback,
     TimerFired,
 )
 from protocol import ErrorCode
@@ -95,12 +107,15 @@ class OrderEnv:
         on_timer: Callable[[float], None],
         ask_timeout_s: float = 5.0,
         ask: Callable[[str, Any, float], Awaitable[Any]] | None = None,
+        try_ask: Callable[[str, Any, ReplyCallback], bool] | None = None,
     ) -> None:
         self.journal = journal
         self.registry = registry
         # Saga steps go through the engine's ask: on a cluster it runs the step on the node
         # that owns the SKU pool (forwarded if need be); on one node it is the registry.
         self.ask = ask or (lambda key, msg, timeout: registry.ask(key, msg, timeout=timeout))
+        # Queue a step with a reply callback if its owner is local and has room (else False).
+        self.try_ask = try_ask
         self.make_ctx = make_ctx  # (op_id, payload_hash, now) -> Ctx with fresh availability
         self.on_commit = on_commit  # after every committed append: views, topics, webhooks
         self.on_timer = on_timer
@@ -151,6 +166,22 @@ def _outcome(decision: domain.Decision, state: domain.Order | None = None) -> Ou
     return Outcome(ok=True, result=result)
 
 
+def _step_result(outcome: Any) -> domain.StepResult | None:
+    """A pool's answer to a step as a fact for `advance`; None if it asks for a retry."""
+    if not isinstance(outcome, Outcome) or (
+        not outcome.ok
+        and outcome.code in (ErrorCode.UNAVAILABLE.value, ErrorCode.INTERNAL.value)
+    ):
+        return None
+    return domain.StepResult(
+        outcome.ok,
+        result=dict(outcome.result),
+        code=outcome.code,
+        message=outcome.message,
+        details=dict(outcome.details),
+    )
+
+
 class OrderActor(Actor):
     def __init__(self, env: OrderEnv, order_id: str) -> None:
         self.env = env
@@ -158,9 +189,21 @@ class OrderActor(Actor):
         self.stream = stream_of(order_id)
         self.state = domain.initial(order_id)
         self.recent: OrderedDict[str, tuple[str, Outcome]] = OrderedDict()
+        self.loaded = False  # self.state is the journal's (else: not read yet)
 
     async def on_start(self) -> None:
+        # Nothing read yet: the first message decides (see `_ensure_loaded`). A create -- the
+        # first message of almost every order actor -- skips the read (`_create_unread`).
+        # Also called again by a cluster owner whose lease lapsed: forget what we knew.
+        self.state = domain.initial(self.order_id)
+        self.loaded = False
+
+    async def _ensure_loaded(self) -> None:
+        """Rebuild the state from the journal (once per activation), then catch up."""
+        if self.loaded:
+            return
         self.state = await load_order(self.env.journal, self.order_id)
+        self.loaded = True
         if self.state.status in domain.OPEN_STATUSES and self.state.pending is None:
             try:
                 await self.catch_up()
@@ -224,6 +267,10 @@ class OrderActor(Actor):
         for envelope in batch:
             msg = envelope.msg
             try:
+                if not self.loaded and not (
+                    isinstance(msg, CommandMsg) and msg.name == "order.create"
+                ):
+                    await self._ensure_loaded()
                 if isinstance(msg, CommandMsg):
                     envelope.respond(await self._command(msg))
                 elif isinstance(msg, TimerFired):
@@ -244,6 +291,7 @@ class OrderActor(Actor):
             except VersionConflict:
                 # Another writer moved the stream (should not happen: one owner): reload.
                 self.state = await load_order(self.env.journal, self.order_id)
+                self.loaded = True
                 envelope.respond(
                     Outcome(
                         ok=False,
@@ -273,7 +321,38 @@ class OrderActor(Actor):
             )
         return known[1]
 
+    async def _create_unread(self, msg: CommandMsg) -> Outcome | None:
+        """A create reaching an actor that has not read its stream: decide on the empty state
+        and append at expected version 0 without reading first. An order stream at version 0
+        is a never-answered create (`domain.decide`), and the journal's expected-version check
+        refuses the append if the stream exists (a retried create after a restart or a
+        passivation): then None, and the caller reads the stream and runs the create again,
+        which answers it from the op table or finishes its pending saga."""
+        ctx = self.env.make_ctx(msg.op_id, msg.payload_hash, msg.now)
+        decision = domain.decide(self.state, msg.name, msg.args, ctx)
+        if not decision.events:
+            return None  # nothing to journal: answer from the real state
+        saga = any(isinstance(e, SagaStarted) for e in decision.events)
+        try:
+            if not saga:
+                outcome = await self._append(
+                    decision.events, op=(msg.op_id, msg.payload_hash, decision)
+                )
+                self.loaded = True
+                return outcome
+            await self._append(decision.events)
+        except VersionConflict:
+            return None  # `_append` left the state unread: `_ensure_loaded` reads it
+        self.loaded = True
+        return await self._drive(msg.now)
+
     async def _command(self, msg: CommandMsg) -> Outcome:
+        if not self.loaded:
+            if msg.name == "order.create":
+                outcome = await self._create_unread(msg)
+                if outcome is not None:
+                    return outcome
+            await self._ensure_loaded()
         known = await self._known(msg)
         if known is not None:
             return known
@@ -354,9 +433,15 @@ class OrderActor(Actor):
                         )
                     return
 
+        if self.env.try_ask is not None and len(chains) == len(steps):
+            # Every chain is one step (a create's holds, a cancel's releases): one attempt
+            # for all at once without a task each; what that leaves open takes the slow path.
+            for i, res in enumerate(await self._ask_at_once(steps)):
+                results[i] = res
+            chains = {k: ix for k, ix in chains.items() if results[ix[0]] is None}
         if len(chains) == 1:
             await run_chain(next(iter(chains.values())))
-        else:
+        elif chains:
             async with trio.open_nursery() as nursery:
                 for indexes in chains.values():
                     nursery.start_soon(run_chain, indexes)
@@ -364,9 +449,9 @@ class OrderActor(Actor):
             raise _StepsUndelivered(f"inventory busy ({len(undelivered)} step(s) undelivered)")
         return [r for r in results if r is not None]
 
-    async def _ask_step(self, step: Step) -> domain.StepResult | None:
+    def _step_msg(self, step: Step) -> CommandMsg:
         args = msgspec.convert(step.args, INVENTORY_COMMAND_ARGS[step.name])
-        msg = CommandMsg(
+        return CommandMsg(
             op_id=step.op_id,
             name=step.name,
             args=args,
@@ -374,6 +459,44 @@ class OrderActor(Actor):
             now=time.time(),
             actor=self.stream,
         )
+
+    async def _ask_at_once(self, steps: list[Step]) -> list[domain.StepResult | None]:
+        """One attempt at every step, all queued at once with a reply callback (no task, no
+        cancel scope per step). None where the step must be tried again: not queued (full
+        mailbox, a cluster), failed, unavailable, or no answer within the ask timeout."""
+        try_ask = self.env.try_ask
+        assert try_ask is not None
+        outcomes: list[Any] = [None] * len(steps)
+        waiting = 0
+        all_in = trio.Event()
+
+        def answered_to(i: int) -> Callable[[Any, BaseException | None], None]:
+            def answered(value: Any, error: BaseException | None) -> None:
+                nonlocal waiting
+                outcomes[i] = value if error is None else None
+                waiting -= 1
+                if waiting == 0:
+                    all_in.set()
+
+            return answered
+
+        for i, step in enumerate(steps):
+            waiting += 1
+            try:
+                queued = try_ask(f"sku:{step.sku}", self._step_msg(step), answered_to(i))
+            except (ActorCrashed, ActorStopped):
+                queued = False
+            if not queued:
+                waiting -= 1
+        if waiting:
+            with trio.move_on_after(self.env.ask_timeout_s):
+                await all_in.wait()
+        # A late answer after the timeout lands in `outcomes` unread: the step is re-sent
+        # with the same op_id, which the pool answers from its op table.
+        return [_step_result(o) for o in outcomes]
+
+    async def _ask_step(self, step: Step) -> domain.StepResult | None:
+        msg = self._step_msg(step)
         for attempt in range(STEP_TRIES):
             try:
                 outcome = await self.env.ask(f"sku:{step.sku}", msg, self.env.ask_timeout_s)
@@ -385,19 +508,11 @@ class OrderActor(Actor):
                 continue
             if not isinstance(outcome, Outcome):
                 return None
-            if not outcome.ok and outcome.code in (
-                ErrorCode.UNAVAILABLE.value,
-                ErrorCode.INTERNAL.value,
-            ):
+            res = _step_result(outcome)
+            if res is None:
                 await trio.sleep(0.05 * 2**attempt)
                 continue
-            return domain.StepResult(
-                outcome.ok,
-                result=dict(outcome.result),
-                code=outcome.code,
-                message=outcome.message,
-                details=dict(outcome.details),
-            )
+            return res
         return None
 
     # --- journal --------------------------------------------------------------------------
@@ -449,6 +564,9 @@ class OrderActor(Actor):
         try:
             await self.env.journal.append(batch)
         except BaseException:
+            if not self.loaded:  # nothing was read: the next message reads the stream
+                self.state = domain.initial(self.order_id)
+                raise
             with trio.CancelScope(shield=True):
                 self.state = await load_order(self.env.journal, self.order_id)
             raise

@@ -382,9 +382,12 @@ def evolve(state: Order, event: Event) -> Order:
     return state
 
 
+_NUMBER = (float, int)  # a tuple: `float | int` would build a union object on every call
+
+
 def _event_time(event: Event) -> float:
     at = getattr(event, "at", None)
-    if isinstance(at, float | int):
+    if isinstance(at, _NUMBER):
         return float(at)
     created = getattr(event, "created_at", None)
-    return float(created) if isinstance(created, float | int) else 0.0
+    return float(created) if isinstance(created, _NUMBER) else 0.0

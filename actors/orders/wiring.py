@@ -8,7 +8,8 @@ order's hold (`customer_ref = "order:{id}"`, read from the hold's entry on the l
 model) or commitment, and a HoldExpired of an order's hold, become an internal `order.flag`
 command told to the order actor with a deterministic op_id, so a duplicate notification is
 a no-op. These notices are not durable: an order actor reconciles its allocations with the
-pools when it starts (`OrderActor.on_start`), which repairs a notice that was lost.
+pools when it reads its stream (`OrderActor._ensure_loaded`), which repairs a notice that
+was lost.
 
 `order.create` is routed by its op_id (`CommandSpec.route_op`): the order id is derived
 from it, so a create goes straight to `order:{id}`.
@@ -103,6 +104,7 @@ class OrdersWiring:
             journal=engine.journal,
             registry=engine.registry,
             ask=engine._ask,
+            try_ask=engine.try_ask,
             make_ctx=self.make_ctx,
             on_commit=self.on_commit,
             on_timer=engine.timers.notify,

@@ -1,0 +1,92 @@
+"""The order actor's fast paths keep every guarantee: a create skips the journal read on a
+fresh activation (retries after a passivation are still answered from the journal), and saga
+steps queued with reply callbacks fall back to the retrying path when a pool cannot take them."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import trio
+
+from engine.auth import Claims
+from engine.runtime import Overloaded
+from engine.server import Engine
+from protocol import ProtocolError
+from tests.orders.test_orders_journeys import bal, stocked_at
+
+CLAIMS = Claims(sub="t", role="admin", exp=time.time() + 3600)
+
+
+async def _create(engine: Engine, op_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    return await engine.dispatcher.execute(CLAIMS, op_id, "order.create", dict(body))
+
+
+async def _passivated(engine: Engine, key: str) -> None:
+    with trio.fail_after(10):
+        while key in engine.registry.active_keys():
+            await trio.sleep(0.05)
+
+
+async def test_create_retried_after_passivation_is_answered_from_the_journal(
+    engine: Engine,
+) -> None:
+    engine.registry.idle_timeout_s = 0.2
+    store, (sku,) = stocked_at(engine, 1, 2)
+    body = {"lines": [{"sku": sku, "qty": 1}], "pickup_location": store}
+    first = await _create(engine, "fresh-1", body)
+    assert first["status"] == "placed"
+    held = bal(engine, sku, store)
+    await _passivated(engine, f"order:{first['order_id']}")
+    again = await _create(engine, "fresh-1", body)  # a fresh actor: the unread create conflicts
+    assert again == first
+    assert bal(engine, sku, store) == held  # nothing held twice
+    with pytest.raises(ProtocolError) as err:
+        await _create(engine, "fresh-1", {**body, "lines": [{"sku": sku, "qty": 2}]})
+    assert err.value.code.value == "idempotency_conflict"
+    _version, state = await engine.orders.get(first["order_id"])  # type: ignore[attr-defined]
+    assert state.version == first["version"] and state.status == "placed"
+
+
+async def test_rejected_create_retried_after_passivation_stays_rejected(engine: Engine) -> None:
+    engine.registry.idle_timeout_s = 0.2
+    store, (sku,) = stocked_at(engine, 1)
+    before = bal(engine, sku, store)
+    body = {"lines": [{"sku": sku, "qty": 10_000}], "pickup_location": store}
+    with pytest.raises(ProtocolError) as first:
+        await _create(engine, "fresh-rej", body)
+    assert first.value.code.value == "insufficient_stock"
+    from actors.orders.domain import order_id_for
+
+    await _passivated(engine, f"order:{order_id_for('fresh-rej')}")
+    with pytest.raises(ProtocolError) as again:
+        await _create(engine, "fresh-rej", body)
+    assert again.value.code == first.value.code and again.value.message == first.value.message
+    assert bal(engine, sku, store) == before
+
+
+@pytest.mark.parametrize("refusal", ["not_queued", "failed"])
+async def test_steps_fall_back_when_a_callback_ask_fails(engine: Engine, refusal: str) -> None:
+    w = engine.orders  # type: ignore[attr-defined]
+    real = w.env.try_ask
+    refused: list[str] = []
+
+    def flaky(key: str, msg: Any, callback: Any) -> bool:
+        if key.startswith("sku:") and msg.op_id not in refused:
+            refused.append(msg.op_id)  # refuse each step's first try only
+            if refusal == "not_queued":
+                return False
+            callback(None, Overloaded("full"))
+            return True
+        return bool(real(key, msg, callback))
+
+    w.env.try_ask = flaky
+    store, skus = stocked_at(engine, 2, 2)
+    before = {sku: bal(engine, sku, store)["reserved"] for sku in skus}
+    body = {"lines": [{"sku": s, "qty": 1} for s in skus], "pickup_location": store}
+    result = await _create(engine, f"flaky-{refusal}", body)
+    assert result["status"] == "placed"
+    assert len(refused) == 2  # both holds went through the fallback
+    for sku in skus:
+        assert bal(engine, sku, store)["reserved"] == before[sku] + 1
