@@ -87,6 +87,26 @@ async def test_inline_writer_waits_for_a_foreign_lock_without_blocking_the_loop(
     await j.close()
 
 
+async def test_inline_writer_checkpoints_the_wal_in_the_background(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """Inline mode turns SQLite's in-COMMIT autocheckpoint off (it would stall the loop) and
+    checkpoints from its own task: the WAL's frames reach the database file all the same."""
+    path = tmp_path / "j.db"
+    j = await started(path, nursery)
+    assert raw(path, "PRAGMA wal_autocheckpoint") == [(1000,)]  # other connections: default
+    for v in range(200):
+        await j.append(Batch("s", v, events=[("e", b"x" * 2000)]))
+    with trio.fail_after(5):
+        while j.stats()["checkpoints"] < 2:
+            await trio.sleep(0.05)
+    # Everything committed so far is in the main file: a checkpoint now has nothing to copy.
+    busy, log_frames, checkpointed = raw(path, "PRAGMA wal_checkpoint(PASSIVE)")[0]
+    assert busy == 0 and log_frames == checkpointed
+    assert len(await j.read("s")) == 200
+    await j.close()
+
+
 async def test_ack_means_committed_for_other_connections(
     tmp_path: Path, nursery: trio.Nursery
 ) -> None:
