@@ -9,9 +9,13 @@ What runs, in one command:
               connection. Latency = command sent -> ack received.
   sellout     the same against a SKU with little stock: 2x more attempts than available units;
               checks that exactly `available` holds succeed and nothing is oversold.
-  sqlite      the mainstream baseline: one transaction per request with the row lock taken up
-              front (BEGIN IMMEDIATE; SELECT; check; UPDATE; INSERT hold; COMMIT), WAL,
-              synchronous=FULL (same durability as omnitill's journal), C threads in 2 processes.
+  rowlock     the mainstream baseline end to end (bench/peers/rowlock_server.py): the same
+              clients, protocol and WebSocket framing, but each hold is one transaction with
+              the row lock taken up front (BEGIN IMMEDIATE; SELECT; check; UPDATE; INSERT hold;
+              COMMIT), SQLite WAL, synchronous=FULL (omnitill's durability); 1 and 2 server
+              processes; plus its sell-out run.
+  sqlite      the same transaction with no server at all: C threads in 2 processes calling
+              SQLite directly (no network, framing or protocol: the database's own ceiling).
   postgres    the same with SELECT ... FOR UPDATE via asyncpg (if 127.0.0.1:5432 db `test` is up;
               C client tasks sharing a pool capped below max_connections).
 After each run the stock row is read back (REST /api/v1/stock/{sku} for omnitill) and checked:
@@ -42,7 +46,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import ROOT, OmnitillServer, load_info, machine_info
+from _server import ROOT, VENV_BIN, OmnitillServer, PeerServer, free_port, load_info, machine_info
 from _wsraw import Loop, WsConn, encode_frame, raise_nofile, summarize
 
 LOCATION = "pdx-pearl"
@@ -162,18 +166,16 @@ def omni_worker(
               "seconds": finished - started, "welcomed": st["welcomed"]})
 
 
-def run_omnitill(server: OmnitillServer, sku: str, clients: int, depth: int, duration: float,
-                 budget: int | None) -> dict[str, Any]:
-    before = server.balance(sku, LOCATION)
-    proc = psutil.Process(server.pid)
-    cpu0 = proc.cpu_times()
+def drive(port: int, token: str, sku: str, clients: int, depth: int, duration: float,
+          budget: int | None) -> dict[str, Any]:
+    """Run the WebSocket hold generators against `port`; latency, acks and reject codes."""
     start_at = time.time() + 1.0 + clients / 500
     per = [clients // WORKERS + (1 if i < clients % WORKERS else 0) for i in range(WORKERS)]
     budgets = [None] * WORKERS if budget is None else [budget // WORKERS + (1 if i < budget % WORKERS else 0) for i in range(WORKERS)]
     pipes, procs = [], []
     for w in range(WORKERS):
         recv, send = mp.Pipe(duplex=False)
-        p = mp.Process(target=omni_worker, args=(w, server.port, server.token, per[w], depth, sku,
+        p = mp.Process(target=omni_worker, args=(w, port, token, per[w], depth, sku,
                                                  start_at, duration, budgets[w], send))
         p.start()
         pipes.append(recv)
@@ -188,13 +190,7 @@ def run_omnitill(server: OmnitillServer, sku: str, clients: int, depth: int, dur
         codes.update(r["codes"])
     acks = sum(r["acks"] for r in results)
     seconds = max(r["seconds"] for r in results)
-    cpu1 = proc.cpu_times()
-    cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
-    time.sleep(0.2)
-    after = server.balance(sku, LOCATION)
-    reserved_gain = after["reserved"] - before["reserved"]
     return {
-        "system": "omnitill",
         "clients": clients,
         "depth": depth,
         "attempts": sum(r["sent"] for r in results),
@@ -203,6 +199,32 @@ def run_omnitill(server: OmnitillServer, sku: str, clients: int, depth: int, dur
         "holds_per_s": round(acks / seconds, 1) if seconds else 0.0,
         **summarize(lat),
         "rejects": dict(codes),
+    }
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        proc = psutil.Process(pid)
+        for p in [proc, *proc.children(recursive=True)]:
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def run_omnitill(server: OmnitillServer, sku: str, clients: int, depth: int, duration: float,
+                 budget: int | None) -> dict[str, Any]:
+    before = server.balance(sku, LOCATION)
+    cpu0 = cpu_seconds([server.pid])
+    r = drive(server.port, server.token, sku, clients, depth, duration, budget)
+    cpu_s = cpu_seconds([server.pid]) - cpu0
+    time.sleep(0.2)
+    after = server.balance(sku, LOCATION)
+    reserved_gain = after["reserved"] - before["reserved"]
+    acks = r["holds"]
+    return {
+        "system": "omnitill",
+        **r,
         "server_cpu_s": round(cpu_s, 2),
         "server_cpu_us_per_hold": round(cpu_s / max(acks, 1) * 1e6, 1),
         "stock_before": before,
@@ -213,6 +235,42 @@ def run_omnitill(server: OmnitillServer, sku: str, clients: int, depth: int, dur
             "holds_acked": acks,
             "ok": reserved_gain == acks and after["reserved"] <= after["on_hand"] and acks <= before["available"],
         },
+    }
+
+
+# --- the row-lock baseline behind the same gateway (bench/peers/rowlock_server.py) -----------
+
+
+def run_rowlock_server(clients: int, depth: int, duration: float, stock: int, budget: int | None,
+                       workers: int) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "bench" / "peers"))
+    from rowlock_server import setup
+
+    path = Path(tempfile.mkdtemp(prefix="bench-rowlock-")) / "shop.db"
+    setup(str(path), "HOT", LOCATION, stock)
+    port = free_port()
+    server = PeerServer("rowlock", [str(VENV_BIN / "python"), str(ROOT / "bench" / "peers" / "rowlock_server.py"),
+                                    "--port", str(port), "--db", str(path), "--workers", str(workers)], port)
+    server.start()
+    try:
+        cpu0 = cpu_seconds([server.pid])
+        r = drive(port, "baseline", "HOT", clients, depth, duration, budget)
+        cpu_s = cpu_seconds([server.pid]) - cpu0
+    finally:
+        server.stop()
+    db = sqlite3.connect(path)
+    on_hand, reserved = db.execute("SELECT on_hand, reserved FROM stock").fetchone()
+    n_holds = db.execute("SELECT count(*) FROM holds").fetchone()[0]
+    db.close()
+    acks = r["holds"]
+    return {
+        "system": "rowlock-server",
+        **r,
+        "workers": workers,
+        "server_cpu_s": round(cpu_s, 2),
+        "server_cpu_us_per_hold": round(cpu_s / max(acks, 1) * 1e6, 1),
+        "oversell_check": {"reserved": reserved, "on_hand": on_hand, "holds_rows": n_holds, "holds_acked": acks,
+                           "ok": reserved == n_holds == acks and reserved <= on_hand},
     }
 
 
@@ -518,6 +576,13 @@ def main() -> int:
         print_table(rows)
         return 0
 
+    print("row-lock baseline behind the same gateway ...", file=sys.stderr)
+    for workers in (1, 2):
+        r = run_rowlock_server(args.clients, args.depth, args.duration, 10**9, None, workers)
+        rows.append({"run": f"rowlock server, {workers} worker{'s' if workers > 1 else ''}", **r})
+    r = run_rowlock_server(args.clients, args.depth, 120.0, args.sellout_stock, 2 * args.sellout_stock, 1)
+    r["oversell_check"]["ok"] = r["oversell_check"]["ok"] and r["holds"] == args.sellout_stock
+    rows.append({"run": "rowlock server sell-out", **r})
     print("sqlite baseline ...", file=sys.stderr)
     for pool in sorted({args.clients, args.sqlite_pool}):
         r = run_sqlite(args.clients, pool, args.duration, 10**9, False)
