@@ -352,6 +352,12 @@ class SqliteJournal(GroupCommitJournal):
         conn.execute("SAVEPOINT job")
         try:
             outcome = fn(conn, *args)
+        except _OpStored:
+            # An op_id already stored: the caller reloads and answers it from the op table.
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            batch = args[0]
+            return VersionConflict(batch.stream, batch.expected_version, batch.expected_version)
         except (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
                 sqlite3.DataError, TypeError, ValueError) as exc:
             # This job's data was rejected: undo it alone, keep the group going.
@@ -559,7 +565,9 @@ def _stream_version(conn: sqlite3.Connection, stream: str) -> int:
 
 
 def _precheck(conn: sqlite3.Connection, batch: Batch) -> VersionConflict | None:
-    """The reasons a batch is refused: stale expected_version, or an op_id already stored."""
+    """The reasons a batch is refused up front: a stale expected_version, or an op_id twice
+    in the batch. An op_id stored earlier is caught by the op table's primary key when the
+    batch inserts it (`_apply_batch`): no lookup per op on the hot path."""
     current = _stream_version(conn, batch.stream)
     if current != batch.expected_version:
         return VersionConflict(batch.stream, batch.expected_version, current)
@@ -567,13 +575,11 @@ def _precheck(conn: sqlite3.Connection, batch: Batch) -> VersionConflict | None:
         ids = [op.op_id for op in batch.ops]
         if len(set(ids)) != len(ids):
             return VersionConflict(batch.stream, batch.expected_version, current)
-        for i in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[i : i + _IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT 1 FROM ops WHERE op_id IN ({marks}) LIMIT 1"
-            if conn.execute(sql, chunk).fetchone():
-                return VersionConflict(batch.stream, batch.expected_version, current)
     return None
+
+
+class _OpStored(Exception):
+    """An op_id of the batch is in the op table already (its savepoint is rolled back)."""
 
 
 def _apply_batch(conn: sqlite3.Connection, batch: Batch, first_pos: int, ts: float) -> AppendResult:
@@ -594,11 +600,15 @@ def _apply_batch(conn: sqlite3.Connection, batch: Batch, first_pos: int, ts: flo
             (batch.stream, version),
         )
     if batch.ops:
-        conn.executemany(
-            "INSERT INTO ops (op_id, stream, payload_hash, ok, result, ts)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [(op.op_id, op.stream, op.payload_hash, int(op.ok), op.result, ts) for op in batch.ops],
-        )
+        try:
+            conn.executemany(
+                "INSERT INTO ops (op_id, stream, payload_hash, ok, result, ts)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(op.op_id, op.stream, op.payload_hash, int(op.ok), op.result, ts)
+                 for op in batch.ops],
+            )
+        except sqlite3.IntegrityError:
+            raise _OpStored from None
     if batch.timers_cleared:
         conn.executemany(
             "DELETE FROM timers WHERE actor_key = ? AND timer_id = ?",
