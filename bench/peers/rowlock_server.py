@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import signal
 import socket
 import sqlite3
 import sys
@@ -173,7 +174,15 @@ def main() -> int:
     if args.workers == 1:
         worker(args.port, args.db)
         return 0
-    procs = [mp.Process(target=worker, args=(args.port, args.db)) for _ in range(args.workers)]
+    procs = [mp.Process(target=worker, args=(args.port, args.db), daemon=True)
+             for _ in range(args.workers)]
+
+    def stop(signum: int, frame: object) -> None:  # the bench stops us with SIGTERM
+        for p in procs:
+            p.terminate()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     for p in procs:
         p.start()
     try:
