@@ -80,7 +80,11 @@ class Engine:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.bus = LocalBus(history=config.history_per_topic)
+        self.bus = LocalBus(
+            history=config.history_per_topic,
+            idle_topic_s=config.idle_topic_s,
+            max_idle_topics=config.max_idle_topics,
+        )
         self.journal: Journal = self._make_journal(config)
         self.registry = Registry(
             self._make_actor, idle_timeout_s=config.idle_actor_s, mailbox_size=1024, max_batch=512
@@ -231,6 +235,8 @@ class Engine:
         for key, value in stats.items():
             self.metrics.extra[f"actors_{key}"] = value
         self.metrics.extra["topics"] = len(self.bus.topics())
+        self.metrics.extra["topics_idle"] = self.bus.idle_topics()
+        self.metrics.extra["topics_forgotten"] = self.bus.forgotten
         self.metrics.extra["bus_published"] = self.bus.published
         self.metrics.extra["bus_delivered"] = self.bus.delivered
         stats_fn = getattr(self.journal, "stats", None)
@@ -265,8 +271,11 @@ class Engine:
         task_status.started()
         while True:
             await trio.sleep(1.0)
+            self.metrics.extra["flusher_busy_pct"] = round(self.flusher.busy_fraction * 100, 1)
+            self.metrics.extra["flusher_defer_ms"] = round(self.flusher.defer_s * 1000, 1)
             self.last_sample = self.metrics.sample()
             self.bus.publish("ops:metrics", {"sample": self.last_sample})
+            self.bus.forget_idle()  # topics nobody watched for idle_topic_s (bounded work)
 
     def _services(self, *, with_sampler: bool) -> Supervisor:
         """The engine's long-lived services under one rest_for_one supervisor: if the journal

@@ -15,11 +15,12 @@ puts it in one of two FIFO sets here: `urgent` (replies: acks, rejects, errors, 
 (`Connection.flush_now`). After SLICE_S of work it yields to the run queue, so a command
 waits at most about one slice per hop instead of one pass over every connection.
 
-When the flusher is busy (over LOADED_FRACTION of its time spent writing, measured over
-WINDOW_S), deltas to one connection go out at most every MIN_DELTA_INTERVAL_S (50 ms): a
-connection written less than that ago waits in `later` (a heap by due time) and its outbox
-conflates meanwhile. That caps a client at 20 delta frames a second while the CPU is short
-(no screen needs more) and spares a socket write per change on hot topics: with 250
+When the flusher is busy, deltas to a connection that is being written in a burst (its last
+BURST_WRITES writes each came within MIN_DELTA_INTERVAL_S of the one before) wait a little: the wait
+grows from 0 at LOADED_FRACTION of the flusher's time spent working (measured over
+WINDOW_S) to MIN_DELTA_INTERVAL_S (100 ms) at SATURATED_FRACTION. A waiting connection sits
+in `later` (a heap by due time) and its outbox conflates meanwhile. Saturated, that caps a
+client at 10 delta frames a second while the CPU is short (no screen needs more) and spares a socket write per change on hot topics: with 250
 subscribers per SKU at 1,000 holds/s those writes were a quarter of the server's time. When
 it is not busy nothing waits (a fixed interval cost ~25 ms of latency at low rates, when a
 client's topics changed a few tens of ms apart). Replies are never delayed. Under overload the sets simply stay full: each connection is
@@ -53,6 +54,7 @@ from typing import Any, Protocol
 import trio
 
 __all__ = [
+    "BURST_WRITES",
     "FANOUT_BACKLOG",
     "LOADED_FRACTION",
     "MIN_DELTA_INTERVAL_S",
@@ -63,7 +65,9 @@ __all__ = [
 
 SLICE_S = 0.0005
 MIN_DELTA_INTERVAL_S = 0.1
-LOADED_FRACTION = 0.3
+LOADED_FRACTION = 0.35
+SATURATED_FRACTION = 0.75
+BURST_WRITES = 6
 WINDOW_S = 0.1
 FANOUT_BACKLOG = 256
 MIN_FLUSHES_PER_SLICE = 16  # writes still progress while a fan-out backlog is worked off
@@ -80,6 +84,7 @@ class Flusher:
         "_fan_at",
         "_order",
         "_wake",
+        "busy_fraction",
         "defer_s",
         "dirty",
         "fanouts",
@@ -107,6 +112,7 @@ class Flusher:
         # How long deltas to a just-written connection wait: MIN_DELTA_INTERVAL_S while the
         # flusher is busy, 0 otherwise (see the module docstring).
         self.defer_s = 0.0
+        self.busy_fraction = 0.0  # of the last window
 
     def mark(self, conn: Flushable, urgent: bool) -> None:
         (self.urgent if urgent else self.dirty)[conn] = None
@@ -215,8 +221,9 @@ class Flusher:
                 now_c = clock()
                 busy += now_c - start
                 if now_c - window_start >= WINDOW_S:
-                    loaded = busy >= LOADED_FRACTION * (now_c - window_start)
-                    self.defer_s = MIN_DELTA_INTERVAL_S if loaded else 0.0
+                    self.busy_fraction = fraction = busy / (now_c - window_start)
+                    load = (fraction - LOADED_FRACTION) / (SATURATED_FRACTION - LOADED_FRACTION)
+                    self.defer_s = MIN_DELTA_INTERVAL_S * min(1.0, max(0.0, load))
                     window_start, busy = now_c, 0.0
                 await trio.lowlevel.checkpoint()  # let commands and readers run
         finally:

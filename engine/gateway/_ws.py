@@ -86,6 +86,7 @@ from ..auth import Claims, check_topic
 from ..bus import DeltaFrame, Outbox, OutboxOverflow
 from ..commands import CommandMsg, RouteMiss
 from ..runtime import ActorCrashed, ActorStopped
+from ._flush import BURST_WRITES, MIN_DELTA_INTERVAL_S
 from ._ratelimit import TokenBucket
 from ._wsframe import FrameError
 
@@ -229,6 +230,7 @@ class Connection:
         "batch",
         "broken",
         "bucket",
+        "burst",
         "claims",
         "close_at",
         "close_code",
@@ -272,6 +274,7 @@ class Connection:
         self.queued = 0  # in the flusher's sets: 0 no, 1 dirty, 2 urgent
         self.backlog = b""  # what a flush could not write at once (the writer finishes it)
         self.broken = False  # a flush found the socket broken
+        self.burst = 0  # consecutive writes less than MIN_DELTA_INTERVAL_S apart
         self.writer_wake = trio.Event()
         self.claims: Claims | None = None
         self.kind = "unknown"
@@ -372,7 +375,7 @@ class Connection:
             return
         self.queued = 1
         due = self.last_write + flusher.defer_s
-        if due > time.monotonic():
+        if self.burst >= BURST_WRITES and due > time.monotonic():
             flusher.defer(self, due)  # written recently: let its deltas conflate a little
         else:
             flusher.mark(self, False)
@@ -409,7 +412,9 @@ class Connection:
             self.sending = True
             self.writer_wake.set()
             return
-        self.last_progress = self.last_write = time.monotonic()
+        now = time.monotonic()
+        self.burst = self.burst + 1 if now - self.last_write < MIN_DELTA_INTERVAL_S else 0
+        self.last_progress = self.last_write = now
         if len(outbox):
             self.ready(False)  # more than one drain's worth: back of the line
 
