@@ -39,6 +39,14 @@ class Config(msgspec.Struct, kw_only=True):
     slow_client_grace_s: float = 10.0  # a connection that cannot drain this long is closed
     connections_per_s: float = 2000.0  # accept rate limit (reconnect storms)
     idle_actor_s: float = 300.0
+    # Order actors passivate sooner: a finished order is rarely touched again, and each idle
+    # one costs ~25 KB (hundreds of orders/s would keep GBs). Re-activation reads its stream.
+    idle_order_actor_s: float = 5.0
+    # Bus topics with no subscribers (e.g. `order:{id}` after the client left) keep their
+    # history for resumes this long, and at most this many of them (oldest dropped first);
+    # a client resuming a dropped topic gets a snapshot.
+    idle_topic_s: float = 600.0
+    max_idle_topics: int = 20_000
     ask_timeout_s: float = 5.0
     log_level: str = "INFO"
     # "lean": /ws on the engine's own sockets and framing (engine/gateway/_front.py), HTTP on
@@ -63,6 +71,9 @@ class Config(msgspec.Struct, kw_only=True):
             log_level=env.get("OMNITILL_LOG_LEVEL", "INFO"),
             ws_front="hypercorn" if env.get("OMNITILL_WS_FRONT") == "hypercorn" else "lean",
             sqlite_writer="thread" if env.get("OMNITILL_SQLITE_WRITER") == "thread" else "inline",
+            idle_order_actor_s=float(env.get("OMNITILL_IDLE_ORDER_ACTOR_S", "5")),
+            idle_topic_s=float(env.get("OMNITILL_IDLE_TOPIC_S", "600")),
+            max_idle_topics=int(env.get("OMNITILL_MAX_IDLE_TOPICS", "20000")),
         )
         for key, value in overrides.items():
             if value is not None:

@@ -8,7 +8,6 @@ resume elsewhere, drain the actors, flush the journal.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -33,7 +32,15 @@ from .gateway._flush import Flusher
 from .gateway._ratelimit import TokenBucket
 from .journal import Journal, MemoryJournal, SqliteJournal
 from .metrics import Metrics
-from .runtime import Actor, ChildSpec, Registry, ReplyCallback, Supervisor, TimerService
+from .runtime import (
+    Actor,
+    ChildSpec,
+    GcPolicy,
+    Registry,
+    ReplyCallback,
+    Supervisor,
+    TimerService,
+)
 
 __all__ = ["Engine"]
 
@@ -104,6 +111,7 @@ class Engine:
         self.extra_openapi: dict[str, Any] = {}
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.last_sample: dict[str, Any] = {}
+        self.gc_policy = GcPolicy()  # started once start-up is done, ticked by the sampler
         self.bound_port: int | None = None
         self._accept_bucket = TokenBucket(config.connections_per_s, config.connections_per_s)
         self._stop = trio.Event()
@@ -239,6 +247,8 @@ class Engine:
         self.metrics.extra["topics_forgotten"] = self.bus.forgotten
         self.metrics.extra["bus_published"] = self.bus.published
         self.metrics.extra["bus_delivered"] = self.bus.delivered
+        for key, value in self.gc_policy.stats().items():
+            self.metrics.extra[f"gc_{key}"] = value
         stats_fn = getattr(self.journal, "stats", None)
         if callable(stats_fn):
             for key, value in stats_fn().items():
@@ -269,6 +279,7 @@ class Engine:
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         task_status.started()
+        activity = self._activity()
         while True:
             await trio.sleep(1.0)
             self.metrics.extra["flusher_busy_pct"] = round(self.flusher.busy_fraction * 100, 1)
@@ -276,6 +287,15 @@ class Engine:
             self.last_sample = self.metrics.sample()
             self.bus.publish("ops:metrics", {"sample": self.last_sample})
             self.bus.forget_idle()  # topics nobody watched for idle_topic_s (bounded work)
+            # Freeze this second's survivors; a full collection only when it's quiet or the
+            # frozen generation grew a lot (engine/runtime/_gc.py).
+            last, activity = activity, self._activity()
+            self.gc_policy.tick(quiet=activity == last)
+
+    def _activity(self) -> tuple[int, int, int]:
+        """Changes whenever a client did something (quiet ticks may pay a full collection)."""
+        m = self.metrics
+        return m.commands, m.frames_in, m.connections_total
 
     def _services(self, *, with_sampler: bool) -> Supervisor:
         """The engine's long-lived services under one rest_for_one supervisor: if the journal
@@ -329,13 +349,9 @@ class Engine:
                     await hook()
                 log.info("read models ready in %.2fs", time.perf_counter() - started)
                 # Start-up objects (catalog, read models, code) live for the whole process:
-                # move them out of the collector's sight so full collections stay short.
-                gc.collect()
-                gc.freeze()
-                # Per-message garbage is short-lived and acyclic; with thousands of connections
-                # a young-generation collection every 700 allocations re-walks live objects
-                # constantly. Collect young objects less often (p99 is set by GC pauses).
-                gc.set_threshold(50_000, 20, 100)
+                # freeze them; from now on only young objects are collected, and the ops
+                # sampler freezes each second's survivors (p99 is set by GC pauses).
+                self.gc_policy.start()
                 hconfig = HypercornConfig()
                 hconfig.bind = [f"{cfg.host}:{cfg.port}"]
                 hconfig.accesslog = None

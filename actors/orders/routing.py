@@ -195,7 +195,8 @@ def _route_ship(
     # fewest_shipments changes from one step to the next; the parts before and after its first
     # occurrence are fixed (a repeated fewest_shipments part always ties with the first).
     rules = config.rules
-    first = rules.index("fewest_shipments") if "fewest_shipments" in rules else len(rules)
+    fewest = "fewest_shipments" in rules  # only then does coverage rank the candidates
+    first = rules.index("fewest_shipments") if fewest else len(rules)
     before: dict[str, tuple[float, ...]] = {}
     after: dict[str, tuple[float, ...]] = {}
     for s in candidates:
@@ -221,7 +222,7 @@ def _route_ship(
                         cover += n if n < have else have
             if not cover:
                 continue
-            key = (before[loc], -cover, after[loc], loc)
+            key = (before[loc], -cover if fewest else 0, after[loc], loc)
             if best_key is None or key < best_key:
                 best, best_key = loc, key
         for sku in skus:

@@ -383,6 +383,9 @@ def install(engine: Engine) -> OrdersWiring:
     w = OrdersWiring(engine)
     engine.orders = w  # type: ignore[attr-defined]
     engine.actor_factories["order"] = lambda order_id: OrderActor(w.env, order_id)
+    # An order is busy for a moment and then rarely touched: passivate it soon (its stream
+    # brings it back), instead of keeping every recent order's actor for `idle_actor_s`.
+    engine.registry.idle_timeouts["order"] = engine.config.idle_order_actor_s
     engine.actor_factories["webhooks"] = lambda _n: WebhookActor(w.webhooks, engine)
     inventory = getattr(engine, "inventory", None)
     if inventory is not None:

@@ -8,12 +8,26 @@ versions). Topics with no journal behind them get this node's boot epoch and a c
 History. Each topic keeps its last `history` deltas. A subscriber resuming at (epoch, seq)
 gets the deltas after seq if they are all in the history, nothing if it is current, and a
 fresh snapshot otherwise (the caller provides snapshots; the bus only says which case).
+
+Forgetting. A topic nobody subscribes to still gets every delta (each order publishes on
+`order:{id}`, watched or not), so without forgetting, every topic ever published would keep
+its history for good. Topics whose position comes from the store (an explicit epoch: the
+journal's, with seq = stream version) sit in an LRU of idle topics while they have no
+subscriber, refreshed by each publish and by the last unsubscribe. `forget_idle()` (the
+engine calls it once a second) drops the ones idle longer than `idle_topic_s`, oldest first,
+a bounded number per call; creating one beyond `max_idle_topics` drops the oldest at once.
+A dropped topic is re-created at the right position by its next publish or subscribe (the
+sources prepare it from the store's version), with an empty history, so a client resuming
+it gets a snapshot instead of deltas. Topics on this node's own counter (epoch =
+`node_epoch`: `location:`, `ops:`) are never dropped: their position exists only here and a
+re-created counter would restart at 0 under the same epoch; there are few of them.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections import deque
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +39,7 @@ __all__ = ["LocalBus", "TopicState"]
 
 
 class TopicState:
-    __slots__ = ("epoch", "history", "name", "seq", "subscribers")
+    __slots__ = ("epoch", "history", "name", "seq", "stored", "subscribers", "touched")
 
     def __init__(self, name: str, epoch: str, seq: int, history: int) -> None:
         self.name = name
@@ -33,13 +47,31 @@ class TopicState:
         self.seq = seq
         self.history: deque[Delta] = deque(maxlen=history)
         self.subscribers: set[Outbox] = set()
+        self.stored = False  # position from the store: safe to forget when idle
+        self.touched = 0.0  # when it last had a subscriber or a delta (bus clock)
 
 
 class LocalBus:
-    def __init__(self, *, history: int = 256) -> None:
+    def __init__(
+        self,
+        *,
+        history: int = 256,
+        idle_topic_s: float = 600.0,
+        max_idle_topics: int = 20_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_idle_topics < 1:
+            raise ValueError("max_idle_topics must be >= 1")
         self.node_epoch = "n" + secrets.token_hex(6)
         self._history = history
         self._topics: dict[str, TopicState] = {}
+        self.idle_topic_s = idle_topic_s
+        self.max_idle_topics = max_idle_topics
+        # Forgettable topics without subscribers, least recently touched first.
+        self._idle: OrderedDict[str, TopicState] = OrderedDict()
+        self._clock = clock
+        self._now = clock()  # read once per forget_idle(), not per publish
+        self.forgotten = 0
         # Observers see every published delta (metrics, cross-node relay, derived topics).
         self._observers: list[Callable[[Delta], None]] = []
         self.published = 0
@@ -57,6 +89,13 @@ class LocalBus:
         if state is None:
             state = TopicState(name, epoch or self.node_epoch, seq, self._history)
             self._topics[name] = state
+            if epoch is not None and epoch != self.node_epoch:
+                state.stored = True
+                state.touched = self._now
+                idle = self._idle
+                idle[name] = state
+                if len(idle) > self.max_idle_topics:
+                    self._drop(next(iter(idle)))  # never `name`: it is the newest
         return state
 
     def position(self, name: str) -> Position:
@@ -102,18 +141,27 @@ class LocalBus:
                 for outbox in state.subscribers:
                     outbox.offer_delta(frame)
             self.delivered += len(state.subscribers)
+        elif state.stored:
+            state.touched = self._now
+            self._idle.move_to_end(name)
         for observer in self._observers:
             observer(delta)
         return delta
 
     def subscribe(self, name: str, outbox: Outbox) -> None:
-        self.topic(name).subscribers.add(outbox)
+        state = self.topic(name)
+        if state.stored and not state.subscribers:
+            self._idle.pop(name, None)
+        state.subscribers.add(outbox)
         outbox.subscribed.add(name)
 
     def unsubscribe(self, name: str, outbox: Outbox) -> None:
         state = self._topics.get(name)
-        if state is not None:
+        if state is not None and outbox in state.subscribers:
             state.subscribers.discard(outbox)
+            if state.stored and not state.subscribers:
+                state.touched = self._now
+                self._idle[name] = state  # the newest idle topic
         outbox.subscribed.discard(name)
         outbox.drop_topic(name)
 
@@ -158,9 +206,27 @@ class LocalBus:
     def topics(self) -> list[str]:
         return list(self._topics)
 
-    def forget_idle(self) -> int:
-        """Drop topics with no subscribers (their positions are re-learned on next publish)."""
-        idle = [n for n, s in self._topics.items() if not s.subscribers and not s.history]
-        for n in idle:
-            del self._topics[n]
-        return len(idle)
+    def idle_topics(self) -> int:
+        """How many forgettable topics have no subscriber now."""
+        return len(self._idle)
+
+    def forget_idle(self, *, limit: int = 5000) -> int:
+        """Drop topics idle longer than `idle_topic_s` (at most `limit`, oldest first) and any
+        beyond `max_idle_topics`; their next publish or subscribe re-creates them at the
+        store's position without history. Returns how many were dropped."""
+        now = self._now = self._clock()
+        cutoff = now - self.idle_topic_s
+        idle = self._idle
+        dropped = 0
+        while idle and dropped < limit:
+            name = next(iter(idle))
+            if idle[name].touched > cutoff and len(idle) <= self.max_idle_topics:
+                break
+            self._drop(name)
+            dropped += 1
+        return dropped
+
+    def _drop(self, name: str) -> None:
+        del self._idle[name]
+        del self._topics[name]
+        self.forgotten += 1

@@ -9,6 +9,7 @@ from ._actor import (
     Overloaded,
     ReplyCallback,
 )
+from ._gc import GcPolicy
 from ._registry import ActorRef, Registry
 from ._supervisor import ChildSpec, RestartType, Strategy, Supervisor, SupervisorEscalation
 from ._timers import TimerFired, TimerService, TimerSource
@@ -21,6 +22,7 @@ __all__ = [
     "AskTimeout",
     "ChildSpec",
     "Envelope",
+    "GcPolicy",
     "Overloaded",
     "Registry",
     "ReplyCallback",

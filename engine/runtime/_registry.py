@@ -9,12 +9,21 @@ so messages queued while an actor crashes and restarts stay queued.
 
 One activation per key: `_resolve()` looks the key up and, if absent, creates the entry and
 spawns its task, all without a checkpoint, so concurrent callers in trio's single thread
-cannot both activate. Passivation is the mirror image: after `idle_timeout_s` without a
-message the actor task checks that the mailbox is empty and removes the entry, again without
-a checkpoint in between, so a sender either got its message in before the check (the actor
-stays) or resolves a brand-new entry afterwards. A new entry for a key whose old instance is
-still running `on_stop()` waits for it before its own `on_start()`, so at most one instance
-per key is ever live; messages sent meanwhile queue in the new mailbox.
+cannot both activate.
+
+Passivation is the mirror image. An actor with an empty mailbox joins its kind's idle list
+(kind = the key's part before the first ":"; oldest wait first) and blocks in `receive()`
+with no timeout of its own; a message takes it off the list. One sweeper task (the body of
+`run()`) sleeps until the oldest wait of any kind reaches that kind's idle timeout
+(`idle_timeouts[kind]`, e.g. {"order": 5.0}: a finished order is rarely touched again, while
+a SKU pool is; else `idle_timeout_s`), then checks that the actor is still blocked with
+nothing queued or handed over, removes the entry and closes its inbox -- all without a
+checkpoint in between, so a sender either got its message in before the check (the actor
+stays) or resolves a brand-new entry afterwards. The closed inbox wakes the actor, which
+runs `on_stop()`. That costs an actor no deadline per wait, and a passivation no
+cancellation. A new entry for a key whose old instance is still running `on_stop()` waits
+for it before its own `on_start()`, so at most one instance per key is ever live; messages
+sent meanwhile queue in the new mailbox.
 
 Supervision is one_for_one per key, inline in the actor task: if `on_start` or
 `handle_batch` raises, the unanswered asks of that batch fail with `ActorCrashed`, the
@@ -32,7 +41,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import trio
@@ -60,8 +70,10 @@ class _Entry:
     __slots__ = (
         "failed",
         "gone",
+        "idle_since",
         "inbox",
         "key",
+        "kind",
         "mailbox",
         "predecessor",
         "stopped",
@@ -69,6 +81,8 @@ class _Entry:
 
     def __init__(self, key: str, size: int, predecessor: _Entry | None) -> None:
         self.key = key
+        self.kind = key.partition(":")[0]
+        self.idle_since = 0.0  # when it last started waiting for a message (trio clock)
         self.mailbox, self.inbox = trio.open_memory_channel[Envelope](size)
         self.failed = False  # the registry gave up on this key (tombstone until cool-down ends)
         self.gone = False  # removed from the registry: resolve the key again
@@ -184,6 +198,7 @@ class Registry:
         mailbox_size: int = 1024,
         max_batch: int = 256,
         idle_timeout_s: float = 300.0,
+        idle_timeouts: Mapping[str, float] | None = None,
         max_restarts: int = 5,
         within_s: float = 10.0,
         backoff_base_s: float = 0.05,
@@ -197,6 +212,12 @@ class Registry:
         self.mailbox_size = mailbox_size
         self.max_batch = max_batch
         self.idle_timeout_s = idle_timeout_s
+        # Key prefix ("order" for "order:42") -> idle seconds; other kinds use idle_timeout_s.
+        self.idle_timeouts: dict[str, float] = dict(idle_timeouts or {})
+        # kind -> entries blocked waiting for a message, oldest wait first (the sweeper's).
+        self._idle: dict[str, OrderedDict[str, _Entry]] = {}
+        self._sweep_at = math.inf  # when the sweeper wakes up next
+        self._sweep_wake = trio.Event()
         self.max_restarts = max_restarts
         self.within_s = within_s
         self.backoff_base_s = backoff_base_s
@@ -225,7 +246,7 @@ class Registry:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 task_status.started()
-                await trio.sleep_forever()
+                await self._sweep_idle()
         finally:
             self._closing = True
             self._close_event.set()
@@ -340,8 +361,9 @@ class Registry:
 
     async def _supervise(self, entry: _Entry) -> None:
         key = entry.key
-        intensity = _RestartIntensity(self.max_restarts, self.within_s)
+        intensity: _RestartIntensity | None = None  # made at the first crash (a deque each)
         while True:
+            outcome: Literal["passivated", "drained"] | None = None
             try:
                 actor = self._factory(key)
                 actor.key = key
@@ -350,7 +372,12 @@ class Registry:
             except Exception as exc:
                 self._crashes += 1
                 log.error("actor %r crashed", key, exc_info=exc)
+            if outcome is None:
+                # Crashed. Back off (or give up) outside the handler, so the exception and the
+                # crashed instance's frames are not kept for the back-off or cool-down.
                 now = trio.current_time()
+                if intensity is None:
+                    intensity = _RestartIntensity(self.max_restarts, self.within_s)
                 if not intensity.record(now):
                     await self._give_up(entry)
                     return
@@ -361,14 +388,15 @@ class Registry:
                 with trio.move_on_after(delay):
                     await self._close_event.wait()  # at shutdown, restart now and drain
                 continue
-            try:
-                # Bounded: a successor activation of this key waits for it to finish.
-                with trio.move_on_after(_ON_STOP_TIMEOUT_S) as scope:
-                    await actor.on_stop()
-                if scope.cancelled_caught:
-                    log.warning("actor %r: on_stop took over %.1fs", key, _ON_STOP_TIMEOUT_S)
-            except Exception:
-                log.exception("actor %r: on_stop failed", key)
+            if type(actor).on_stop is not Actor.on_stop:  # the default does nothing
+                try:
+                    # Bounded: a successor activation of this key waits for it to finish.
+                    with trio.move_on_after(_ON_STOP_TIMEOUT_S) as scope:
+                        await actor.on_stop()
+                    if scope.cancelled_caught:
+                        log.warning("actor %r: on_stop took over %.1fs", key, _ON_STOP_TIMEOUT_S)
+                except Exception:
+                    log.exception("actor %r: on_stop failed", key)
             if outcome == "passivated":
                 self._passivations += 1
             else:
@@ -378,21 +406,33 @@ class Registry:
     async def _serve(self, entry: _Entry, actor: Actor) -> Literal["passivated", "drained"]:
         inbox = entry.inbox
         max_batch = self.max_batch
+        first: Envelope | None
         while True:
             try:
                 first = inbox.receive_nowait()
             except trio.WouldBlock:
-                with trio.move_on_after(self.idle_timeout_s) as idle:
-                    try:
-                        first = await inbox.receive()
-                    except trio.EndOfChannel:
-                        return "drained"
-                if idle.cancelled_caught:
-                    if self._try_passivate(entry):
-                        return "passivated"
-                    continue
+                first = None
             except trio.EndOfChannel:
                 return "drained"
+            if first is None:
+                # Wait outside the `except` above: an actor idles here for a long time, and a
+                # wait inside the handler would keep the WouldBlock, its traceback and frames
+                # alive in the suspended coroutine all that time.
+                idle = self._idle.get(entry.kind)
+                if idle is None:
+                    idle = self._idle[entry.kind] = OrderedDict()
+                now = entry.idle_since = trio.current_time()
+                idle[entry.key] = entry
+                if now + self.idle_timeouts.get(entry.kind, self.idle_timeout_s) < self._sweep_at:
+                    self._sweep_wake.set()
+                try:
+                    first = await inbox.receive()
+                except trio.EndOfChannel:
+                    return "drained"
+                except trio.ClosedResourceError:
+                    return "passivated"  # by the sweeper (_try_passivate)
+                finally:
+                    idle.pop(entry.key, None)
             batch = [first]
             while len(batch) < max_batch:
                 try:
@@ -405,14 +445,46 @@ class Registry:
             # handle_batch may never have checkpointed; don't starve other tasks.
             await trio.lowlevel.checkpoint()
 
+    async def _sweep_idle(self) -> None:
+        """Passivate actors idle for their kind's timeout; sleeps until the next is due."""
+        while True:
+            self._sweep_at = self._passivate_due(trio.current_time())
+            with trio.move_on_at(self._sweep_at):
+                await self._sweep_wake.wait()
+            self._sweep_wake = trio.Event()
+
+    def _passivate_due(self, now: float) -> float:
+        """Passivate every actor whose idle time is up; when the next one will be."""
+        next_due = math.inf
+        for kind, idle in self._idle.items():
+            timeout = self.idle_timeouts.get(kind, self.idle_timeout_s)
+            while idle:
+                entry = idle[next(iter(idle))]
+                due = entry.idle_since + timeout
+                if due > now:
+                    next_due = min(next_due, due)
+                    break
+                del idle[entry.key]
+                # If it cannot go (a message is on its way in), it rejoins when it next waits.
+                self._try_passivate(entry)
+        return next_due
+
     def _try_passivate(self, entry: _Entry) -> bool:
-        # Atomic: no checkpoint between this emptiness check and the removal.
+        # Atomic: no checkpoint between these checks and the removal. The actor must still
+        # be blocked in receive(): a message handed straight to a waiting receiver is in
+        # neither the buffer nor the send queue, but then nobody is waiting any more.
         stats = entry.inbox.statistics()
-        if stats.current_buffer_used or stats.tasks_waiting_send or self._closing:
+        if (
+            stats.current_buffer_used
+            or stats.tasks_waiting_send
+            or stats.tasks_waiting_receive != 1
+            or self._closing
+            or entry.gone
+        ):
             return False
         self._remove(entry)
         self._stopping[entry.key] = entry
-        entry.inbox.close()
+        entry.inbox.close()  # wakes the actor with ClosedResourceError: it stops
         return True
 
     async def _handle(self, entry: _Entry, actor: Actor, batch: list[Envelope]) -> None:

@@ -129,7 +129,7 @@ async def _passivated(engine: Engine, key: str) -> None:
 
 
 async def test_missed_stock_conflict_is_caught_up_when_the_order_starts(engine: Engine) -> None:
-    engine.registry.idle_timeout_s = 0.2  # order actors passivate quickly in this test
+    engine.registry.idle_timeouts["order"] = 0.2  # order actors passivate quickly in this test
     pickup = {loc.id for loc in engine.catalog.locations() if loc.pickup_enabled}
     found = None
     for sku, balances in sorted(inv(engine).views.stock.items()):
@@ -168,7 +168,7 @@ async def test_missed_stock_conflict_is_caught_up_when_the_order_starts(engine: 
 
 
 async def test_hold_gone_behind_the_orders_back_is_caught_up(engine: Engine) -> None:
-    engine.registry.idle_timeout_s = 0.2
+    engine.registry.idle_timeouts["order"] = 0.2
     store, (s1, s2) = stocked_at(engine, 2)
     w = engine.orders  # type: ignore[attr-defined]
     created = await run(

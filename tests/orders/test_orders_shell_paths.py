@@ -32,7 +32,7 @@ async def _passivated(engine: Engine, key: str) -> None:
 async def test_create_retried_after_passivation_is_answered_from_the_journal(
     engine: Engine,
 ) -> None:
-    engine.registry.idle_timeout_s = 0.2
+    engine.registry.idle_timeouts["order"] = 0.2
     store, (sku,) = stocked_at(engine, 1, 2)
     body = {"lines": [{"sku": sku, "qty": 1}], "pickup_location": store}
     first = await _create(engine, "fresh-1", body)
@@ -50,7 +50,7 @@ async def test_create_retried_after_passivation_is_answered_from_the_journal(
 
 
 async def test_rejected_create_retried_after_passivation_stays_rejected(engine: Engine) -> None:
-    engine.registry.idle_timeout_s = 0.2
+    engine.registry.idle_timeouts["order"] = 0.2
     store, (sku,) = stocked_at(engine, 1)
     before = bal(engine, sku, store)
     body = {"lines": [{"sku": sku, "qty": 10_000}], "pickup_location": store}
