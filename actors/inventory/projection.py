@@ -9,6 +9,7 @@ rebuilds the views by replaying each SKU stream through the pure domain (snapsho
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from actors.catalog.geo import haversine_km, pickup_ready_at
 __all__ = ["InventoryViews", "NearViews"]
 
 NEAR_LIMIT = 5
+MAX_CLOSED_REFS = 100_000
 
 
 class InventoryViews:
@@ -25,9 +27,14 @@ class InventoryViews:
         self.stock: dict[str, dict[str, dict[str, Any]]] = {}  # sku -> location -> balance
         self.versions: dict[str, int] = {}  # sku -> stream version
         self.locations: dict[str, dict[str, Any]] = {}  # location -> "sku:X"/"hold:H" -> value
-        self.refs: dict[str, str] = {}  # hold/transfer id -> sku (for routing id-only commands)
-        # hold id -> (location,), transfer id -> (from, to): for location-scoped tokens
+        # Open hold/transfer id -> sku (for routing id-only commands), and -> (location,) /
+        # (from, to) for location-scoped tokens.
+        self.refs: dict[str, str] = {}
         self.ref_locations: dict[str, tuple[str, ...]] = {}
+        # Finished ones, newest last, at most MAX_CLOSED_REFS: a late release or extend still
+        # reaches its pool for a precise answer ("expired", "committed"), and the map does not
+        # grow with every hold ever placed (an order places about three).
+        self.closed_refs: OrderedDict[str, tuple[str, tuple[str, ...]]] = OrderedDict()
 
     def version(self, sku: str) -> int:
         return self.versions.get(sku, 0)
@@ -76,6 +83,36 @@ class InventoryViews:
         self.refs[ref_id] = sku
         if locations:
             self.ref_locations[ref_id] = locations
+
+    def remember_closed_ref(self, ref_id: str, sku: str) -> None:
+        if ref_id not in self.refs:
+            self.refs[ref_id] = sku
+            self.close_ref(ref_id)
+
+    def close_ref(self, ref_id: str) -> None:
+        """The hold or transfer is finished: keep its route among the newest closed ones."""
+        sku = self.refs.pop(ref_id, None)
+        if sku is None:
+            return
+        self.closed_refs[ref_id] = (sku, self.ref_locations.pop(ref_id, ()))
+        self.closed_refs.move_to_end(ref_id)
+        while len(self.closed_refs) > MAX_CLOSED_REFS:
+            self.closed_refs.popitem(last=False)
+
+    def sku_of(self, ref_id: str) -> str | None:
+        """The SKU pool a hold/transfer id belongs to (open or recently finished)."""
+        sku = self.refs.get(ref_id)
+        if sku is None:
+            closed = self.closed_refs.get(ref_id)
+            sku = closed[0] if closed else None
+        return sku
+
+    def locations_of(self, ref_id: str) -> tuple[str, ...] | None:
+        found = self.ref_locations.get(ref_id)
+        if found is None:
+            closed = self.closed_refs.get(ref_id)
+            found = closed[1] if closed and closed[1] else None
+        return found
 
 
 class NearViews:

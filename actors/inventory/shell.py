@@ -32,7 +32,20 @@ from engine.runtime import Actor, Envelope, TimerFired
 from protocol import ErrorCode
 
 from . import domain, views
-from .events import Event, HoldExtended, HoldPlaced, TransferCreated, decode_event, encode_event
+from .events import (
+    Event,
+    HoldCommitted,
+    HoldExpired,
+    HoldExtended,
+    HoldPickedUp,
+    HoldPlaced,
+    HoldReleased,
+    TransferCancelled,
+    TransferCreated,
+    TransferReceived,
+    decode_event,
+    encode_event,
+)
 from .expiry import POOL_TIMER, ExpiryQueue
 
 if TYPE_CHECKING:
@@ -44,6 +57,8 @@ __all__ = ["InventoryEnv", "PromiseQuery", "PromiseReport", "SkuPoolActor", "Sto
 
 log = logging.getLogger("omnitill.inventory")
 
+_HOLD_ENDS = (HoldReleased, HoldExpired, HoldCommitted, HoldPickedUp)
+_TRANSFER_ENDS = (TransferReceived, TransferCancelled)
 SNAPSHOT_EVERY = 2000  # events between state snapshots (bounds replay time on activation)
 RECENT_OPS = 4096  # op outcomes remembered in memory per actor (the journal keeps them all)
 _outcome_enc = msgspec.msgpack.Encoder()
@@ -314,6 +329,10 @@ class SkuPoolActor(Actor):
                 env.views.remember_ref(
                     event.transfer_id, self.sku, (event.from_location, event.to_location)
                 )
+            elif isinstance(event, _HOLD_ENDS):
+                env.views.close_ref(event.hold_id)
+            elif isinstance(event, _TRANSFER_ENDS):
+                env.views.close_ref(event.transfer_id)
         env.views.apply(self.sku, state.version, stock, by_location)
         epoch = env.journal.epoch
         env.bus.publish(

@@ -22,7 +22,18 @@ from protocol import Delta, ErrorCode, ProtocolError
 from protocol.topics import LocationTopic, NearTopic, StockTopic, Topic
 
 from . import domain, views
-from .events import Event, HoldPlaced, TransferCreated, decode_event
+from .events import (
+    Event,
+    HoldCommitted,
+    HoldExpired,
+    HoldPickedUp,
+    HoldPlaced,
+    HoldReleased,
+    TransferCancelled,
+    TransferCreated,
+    TransferReceived,
+    decode_event,
+)
 from .projection import InventoryViews, NearViews
 from .shell import InventoryEnv, SkuPoolActor, load_pool, stream_of
 
@@ -199,10 +210,8 @@ class InventoryWiring:
             self.views.remember_ref(hold_id, state.sku, (hold.location_id,))
         for transfer_id, t in state.transfers.items():
             self.views.remember_ref(transfer_id, state.sku, (t.from_location, t.to_location))
-        for hold_id in state.closed_holds:
-            self.views.remember_ref(hold_id, state.sku)
-        for transfer_id in state.closed_transfers:
-            self.views.remember_ref(transfer_id, state.sku)
+        for ref in (*state.closed_holds, *state.closed_transfers):
+            self.views.remember_closed_ref(ref, state.sku)
 
     async def seed_demo_if_needed(self) -> None:
         engine = self.engine
@@ -300,6 +309,10 @@ class InventoryWiring:
                 self.views.remember_ref(
                     event.transfer_id, state.sku, (event.from_location, event.to_location)
                 )
+            elif isinstance(event, HoldReleased | HoldExpired | HoldCommitted | HoldPickedUp):
+                self.views.close_ref(event.hold_id)
+            elif isinstance(event, TransferReceived | TransferCancelled):
+                self.views.close_ref(event.transfer_id)
         self.views.apply_locations(state.sku, by_location)
         for location_id, changes in by_location.items():
             self.engine.bus.publish(f"location:{location_id}", changes)
@@ -321,7 +334,7 @@ class InventoryWiring:
         for transfer_id, t in state.transfers.items():
             self.views.remember_ref(transfer_id, state.sku, (t.from_location, t.to_location))
         for ref in (*state.closed_holds, *state.closed_transfers):
-            self.views.remember_ref(ref, state.sku)
+            self.views.remember_closed_ref(ref, state.sku)
         self._project_locations(state, by_location, [])
 
     async def resync_stock(self, sku: str) -> None:
@@ -355,7 +368,7 @@ class InventoryWiring:
         sku = getattr(args, "sku", None)
         if sku is None:
             ref = getattr(args, "hold_id", None) or getattr(args, "transfer_id", None)
-            sku = self.views.refs.get(ref) if ref else None
+            sku = self.views.sku_of(ref) if ref else None
             if sku is None:
                 kind = "hold" if hasattr(args, "hold_id") else "transfer"
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown {kind} {ref!r}", {f"{kind}_id": ref})
@@ -375,7 +388,7 @@ class InventoryWiring:
         if found:
             return found
         ref = getattr(args, "hold_id", None) or getattr(args, "transfer_id", None)
-        return self.views.ref_locations.get(ref, ()) if ref else ()
+        return (self.views.locations_of(ref) or ()) if ref else ()
 
     def transfer_source(self, args: Any) -> tuple[str, ...]:
         """transfer.create is acted on by the sending store: a manager scoped to a store may
@@ -385,7 +398,7 @@ class InventoryWiring:
     def transfer_end(self, end: int, args: Any) -> tuple[str, ...]:
         """The one end of a transfer that acts on it: the sender ships and cancels (0), the
         receiver receives (1). Both ends would forbid every location-scoped token."""
-        ends = self.views.ref_locations.get(args.transfer_id)
+        ends = self.views.locations_of(args.transfer_id)
         return (ends[end],) if ends else ()
 
     # --- topics ---------------------------------------------------------------------------
