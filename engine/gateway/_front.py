@@ -23,7 +23,7 @@ per message and ~30 KB of RSS per idle WebSocket. So the engine accepts connecti
   connections are closed with 1001 by the connection sweeper (`_ws.sweep_connections`).
 
 A `/ws` upgrade on an HTTP keep-alive connection that hypercorn already serves still works: it
-reaches `_ws.serve_websocket` through ASGI.
+reaches `_asgi.serve_websocket` through ASGI.
 """
 
 from __future__ import annotations

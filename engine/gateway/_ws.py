@@ -5,7 +5,7 @@ Theory of operation
 A Connection runs on a `Transport`: `recv()` the next message (None when the input is over),
 `send_frames()` many messages in one write, `send_close()`, `ping()` and `abort()`. Two
 transports exist: the engine's own lean front (`_front.LeanTransport`, raw trio socket, the
-default) and ASGI (`AsgiTransport`, for hypercorn: `Config.ws_front = "hypercorn"`, and for a
+default) and ASGI (`_asgi.AsgiTransport`, for hypercorn: `Config.ws_front = "hypercorn"`, and for a
 `/ws` upgrade that arrives on an HTTP keep-alive connection hypercorn already serves).
 
 Each connection runs two tasks: its reader (the task that accepted it: decodes frames, answers
@@ -52,7 +52,6 @@ import itertools
 import logging
 import math
 import secrets
-import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -93,8 +92,7 @@ from ._wsframe import FrameError
 if TYPE_CHECKING:
     from ..server import Engine
 
-__all__ = ["AsgiTransport", "Connection", "Transport", "run_connection", "serve_websocket",
-           "sweep_connections"]
+__all__ = ["Connection", "Transport", "run_connection", "sweep_connections"]
 
 log = logging.getLogger("omnitill.gateway")
 
@@ -134,93 +132,6 @@ class Transport(Protocol):
     def abort(self) -> bool:
         """Drop the connection now, failing any blocked write. False if it cannot."""
         ...
-
-
-def _socket_of(send: Any) -> Any:
-    """The TCP socket under a hypercorn ASGI `send`, or None.
-
-    hypercorn internals (checked against 0.18): the ASGI send is `WSStream.app_send`; its
-    `.send` is the HTTP protocol's `stream_send`, whose `.send` is `TCPServer.protocol_send`,
-    and the TCPServer holds the trio stream. Walk bound methods' owners looking for a trio
-    Stream; SSL streams wrap the socket stream in `transport_stream`; the lean front's
-    prefix stream keeps the socket stream in `stream`.
-    """
-    fn = send
-    for _ in range(6):
-        owner = getattr(fn, "__self__", None)
-        if owner is None:
-            return None
-        stream = getattr(owner, "stream", None)
-        if isinstance(stream, trio.abc.Stream):
-            sock = getattr(stream, "socket", None)
-            if sock is None:
-                inner = getattr(stream, "transport_stream", None) or getattr(stream, "stream", None)
-                sock = getattr(inner, "socket", None)
-            return sock
-        fn = getattr(owner, "send", None)
-    return None
-
-
-def header(scope: dict[str, Any], name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
-class AsgiTransport:
-    """A Connection over ASGI websocket events (hypercorn + wsproto do the framing)."""
-
-    __slots__ = ("receive", "send", "wake")
-
-    def __init__(self, receive: Any, send: Any) -> None:
-        self.receive = receive
-        self.send = send
-        self.wake: Callable[[], None] | None = None
-
-    async def recv(self) -> str | bytes | None:
-        while True:
-            event = await self.receive()
-            etype = event["type"]
-            if etype == "websocket.disconnect":
-                return None
-            if etype == "websocket.receive":
-                data = event.get("text")
-                if data is None:
-                    data = event.get("bytes") or b""
-                return data  # type: ignore[no-any-return]
-
-    async def send_frames(self, frames: list[bytes], text: bool) -> None:
-        from hypercorn.utils import UnexpectedMessageError
-
-        send = self.send
-        try:
-            for frame in frames:
-                if text:
-                    await send({"type": "websocket.send", "text": frame.decode()})
-                else:
-                    await send({"type": "websocket.send", "bytes": frame})
-        except UnexpectedMessageError:  # hypercorn saw the peer's close first
-            raise trio.BrokenResourceError("websocket closed") from None
-
-    async def send_close(self, code: int, reason: str) -> None:
-        try:
-            await self.send({"type": "websocket.close", "code": code, "reason": reason})
-        except Exception:  # the peer may be gone already
-            pass
-
-    def ping(self) -> None:
-        pass  # hypercorn pings (websocket_ping_interval)
-
-    def abort(self) -> bool:
-        sock = _socket_of(self.send)
-        if sock is None:
-            return False
-        try:
-            sock.shutdown(socket.SHUT_RDWR)  # wakes hypercorn's shielded write with a broken pipe
-        except OSError:
-            pass  # already gone
-        return True
 
 
 class Connection:
@@ -812,22 +723,3 @@ async def run_connection(engine: Engine, transport: Transport) -> None:
             engine.metrics.connections[conn.kind] -= 1
             if engine.metrics.connections[conn.kind] <= 0:
                 del engine.metrics.connections[conn.kind]
-
-
-async def serve_websocket(engine: Engine, scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """`/ws` as an ASGI websocket app (hypercorn front)."""
-    first = await receive()
-    if first["type"] != "websocket.connect":
-        return
-    origin = header(scope, b"origin")
-    if not engine.origin_allowed(origin):
-        engine.metrics.errors["origin_rejected"] += 1
-        await send({"type": "websocket.close", "code": CLOSE_CODES["protocol_violation"]})
-        return
-    if not engine.accept_ok():
-        # Reconnect storms: turn extra connections away fast; clients back off with jitter.
-        engine.metrics.errors["accept_rate_limited"] += 1
-        await send({"type": "websocket.close", "code": 1013})
-        return
-    await send({"type": "websocket.accept"})
-    await run_connection(engine, AsgiTransport(receive, send))
