@@ -250,6 +250,9 @@ decode_event = _codec.decode
 
 def event_locations(event: Event) -> tuple[str, ...]:
     """The location ids whose balance (or pickup queue) this event touches."""
+    loc: str | None = getattr(event, "location_id", None)  # every event but transfers'
+    if loc is not None:
+        return (loc,)
     if isinstance(event, TransferCreated | TransferCancelled):
         return (event.from_location,)
     if isinstance(event, TransferShipped):

@@ -153,6 +153,12 @@ def decode_state(data: bytes) -> SkuPool:
 
 def _apply_balances(balances: dict[str, Balance], event: Event) -> None:
     """Apply the quantity effects of one event. Shared by `evolve` and decide's previews."""
+    if type(event) is HoldPlaced:  # the hot event (a hold per command): skip the match
+        bal = balances.get(event.location_id)
+        if bal is None:
+            bal = balances[event.location_id] = Balance()
+        bal.reserved += event.qty
+        return
 
     def b(location_id: str) -> Balance:
         bal = balances.get(location_id)
@@ -220,6 +226,18 @@ def _close(closed: dict[str, str], key: str, final: str) -> None:
 def evolve(state: SkuPool, event: Event) -> SkuPool:
     """Apply one event: mutates `state` in place and returns it (see the module docstring)."""
     _apply_balances(state.balances, event)
+    if type(event) is HoldPlaced:  # the hot event: skip the match below
+        state.holds[event.hold_id] = Hold(
+            hold_id=event.hold_id,
+            location_id=event.location_id,
+            qty=event.qty,
+            placed_at=event.placed_at,
+            expires_at=event.expires_at,
+            ready_at=event.ready_at,
+            customer_ref=event.customer_ref,
+        )
+        state.version += 1
+        return state
     match event:
         case HoldPlaced():
             state.holds[event.hold_id] = Hold(
