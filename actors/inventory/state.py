@@ -238,17 +238,7 @@ def evolve(state: SkuPool, event: Event) -> SkuPool:
         )
         state.version += 1
         return state
-    match event:
-        case HoldPlaced():
-            state.holds[event.hold_id] = Hold(
-                hold_id=event.hold_id,
-                location_id=event.location_id,
-                qty=event.qty,
-                placed_at=event.placed_at,
-                expires_at=event.expires_at,
-                ready_at=event.ready_at,
-                customer_ref=event.customer_ref,
-            )
+    match event:  # (HoldPlaced is handled above)
         case HoldExtended():
             state.holds[event.hold_id].expires_at = event.expires_at
         case HoldReleased() | HoldExpired():

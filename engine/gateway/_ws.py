@@ -53,7 +53,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
@@ -567,33 +567,33 @@ class Connection:
 
     async def run_command(self, msg: Command) -> None:
         """The slow path: routing must await the read models first (cluster)."""
-        try:
-            assert self.claims is not None
-            result = await self.engine.dispatcher.execute(self.claims, msg.op_id, msg.name, msg.args)
-            self.outbox.send(Ack(op_id=msg.op_id, result=result))
-        except ProtocolError as exc:
-            self.reject(msg.op_id, exc)
-        except OutboxOverflow:
-            self.too_slow("not reading replies")
-        except Exception:
-            log.exception("command %s failed", msg.name)
-            self.reject(msg.op_id, _INTERNAL)
-        finally:
-            assert self.inflight is not None
-            self.inflight.release()
+        assert self.claims is not None
+        await self._answer_when_done(
+            msg.op_id,
+            msg.name,
+            self.engine.dispatcher.execute(self.claims, msg.op_id, msg.name, msg.args),
+        )
 
     async def run_prepared(self, op_id: str, key: str, cmd: CommandMsg, started: float) -> None:
         """The slow path for a routed command: a full mailbox or a remote owner (awaits room
         or the forward, with the ask timeout)."""
+        await self._answer_when_done(
+            op_id, cmd.name, self.engine.dispatcher.ask_prepared(key, cmd, started)
+        )
+
+    async def _answer_when_done(
+        self, op_id: str, name: str, outcome: Awaitable[dict[str, Any]]
+    ) -> None:
+        """Await a slow-path command, send its ack or reject, give back its inflight slot."""
         try:
-            result = await self.engine.dispatcher.ask_prepared(key, cmd, started)
+            result = await outcome
             self.outbox.send(Ack(op_id=op_id, result=result))
         except ProtocolError as exc:
             self.reject(op_id, exc)
         except OutboxOverflow:
             self.too_slow("not reading replies")
         except Exception:
-            log.exception("command %s failed", cmd.name)
+            log.exception("command %s failed", name)
             self.reject(op_id, _INTERNAL)
         finally:
             assert self.inflight is not None
