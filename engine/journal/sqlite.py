@@ -6,28 +6,39 @@ One database file in WAL mode. WAL lets readers run while the writer commits, an
 commit one append to the -wal file (plus an fsync) instead of a rewrite of the database pages.
 
 Writes: all of them go through the group-commit writer (`_group.py`): one writer connection.
-By default (`writer="inline"`) the writer task applies and commits each group on the trio
-thread itself. That blocks the event loop for the group's transaction (about 0.4 ms for 150
-holds here, fsync included), and it is far cheaper than a worker thread: Python's sqlite3
-releases the GIL around every `sqlite3_step`, i.e. once per inserted row, and a worker thread
-must win the GIL back from the busy trio thread each time (up to the 5 ms switch interval:
-the "GIL convoy"). Measured on the hot-SKU bench: commits averaged 19 ms in a worker thread
-against well under 1 ms inline. `writer="thread"` (env OMNITILL_SQLITE_WRITER=thread) keeps the
-old way, for disks whose fsync takes several ms: there the loop must not wait on the disk.
-In inline mode SQLite's automatic WAL checkpoint is off on the writer connection: it runs
-inside a COMMIT now and then (copying ~1,000 pages back and syncing the database file) and
-would stall the whole event loop for it. A checkpointer task runs a PASSIVE checkpoint every
-CHECKPOINT_EVERY_S instead, from its own connection in a worker thread (one `sqlite3_step`,
-so one GIL hand-back), alongside the writer (WAL allows that).
-In thread mode the connection is used only from worker threads that hold `_write_limiter` (a
-CapacityLimiter(1)), so exactly one thread touches it at a time. A group is applied inside `BEGIN IMMEDIATE ... COMMIT`; each job is
-pre-checked (stream version, op_ids) and then applied inside its own SAVEPOINT, so a job that
-fails -- a conflict, or bad data the database rejects -- is rolled back alone while the rest of
-the group commits. The worker thread is not abandoned on cancellation (trio's default), so a
-transaction that started always runs to COMMIT or ROLLBACK before the writer task sees Cancelled.
+A group is applied in one `BEGIN IMMEDIATE ... COMMIT`, first the optimistic way
+(`_sqlite_bulk.py`): every event, op record, stream version and timer of the whole group in a
+handful of multi-row statements, whatever the group's size. If that path refuses the group (an
+op_id stored earlier, data the database rejects), it is rolled back and applied the careful
+way: each job pre-checked (stream version, op_ids) and applied inside its own SAVEPOINT, so
+the job that fails -- a conflict, or bad data -- is rolled back alone while the rest commits.
+
+By default (`writer="inline"`) the statements run on the trio thread itself. That is far
+cheaper than a worker thread: Python's sqlite3 releases the GIL around every `sqlite3_step`,
+and a worker thread must win the GIL back from the busy trio thread each time (up to the 5 ms
+switch interval: the "GIL convoy"; measured on the hot-SKU bench with one step per row:
+commits averaged 19 ms in a worker thread against well under 1 ms inline). The COMMIT -- the
+WAL write of every dirty page, and the fsync -- is one step: a group of
+COMMIT_IN_THREAD_MIN_JOBS jobs or more commits in a worker thread while the loop goes on
+(orders: 15-20 jobs per group, each dirtying pages all over the stream and op indexes; +10-15%
+orders/s measured side by side). A narrower group commits inline: its COMMIT is short, and a
+thread hop (several ms on a busy loop) would lengthen the cycle of the one hot actor waiting
+on it (hot SKU: -8% holds/s measured when every group went to the thread). The worker thread
+is not abandoned on cancellation (trio's default), so a transaction that started always runs
+to COMMIT or ROLLBACK before the writer task sees Cancelled.
+`writer="thread"` (env OMNITILL_SQLITE_WRITER=thread) runs whole groups in a worker thread,
+for disks whose fsync takes several ms: there the loop must not wait on the disk. There the
+connection is used only from worker threads that hold `_write_limiter` (a CapacityLimiter(1)),
+so exactly one thread touches it at a time.
+
+SQLite's automatic WAL checkpoint is off on the writer connection: it runs inside a COMMIT now
+and then (copying ~1,000 pages back and syncing the database file) and would stall the writer
+for it. A checkpointer task runs a PASSIVE checkpoint every CHECKPOINT_EVERY_S instead, from
+its own connection in a worker thread (one `sqlite3_step`, so one GIL hand-back), alongside the
+writer (WAL allows that).
 
 Global positions: the writer holds the write lock, so it reads the AUTOINCREMENT counter once
-per group and numbers the group's events itself (one executemany per batch). A rolled-back
+per group and numbers the group's events itself. A rolled-back
 savepoint rolls back its events and the counter together, so positions have no gaps.
 
 Reads: a small pool of read connections (`query_only`), each checked out by one trio task and
@@ -57,6 +68,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import trio
 
 from ._group import GroupCommitJournal, Outcome, WriteOp
+from ._sqlite_bulk import BULK_CACHE_STATEMENTS, apply_group
 from .base import (
     AppendResult,
     Batch,
@@ -243,8 +255,8 @@ class SqliteJournal(GroupCommitJournal):
             wconn.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KIB}")
             if self._inline_writer:
                 wconn.execute("PRAGMA busy_timeout = 0")  # never block the loop on a lock
-                wconn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer does it
-                self._ckpt_conn = self._connect()
+            wconn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer does it
+            self._ckpt_conn = self._connect()
             readers = []
             for _ in range(self._n_readers):
                 rconn = self._connect()
@@ -258,7 +270,8 @@ class SqliteJournal(GroupCommitJournal):
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: no implicit transactions; the writer issues BEGIN/COMMIT itself.
         conn = sqlite3.connect(
-            self._path, timeout=10.0, isolation_level=None, check_same_thread=False
+            self._path, timeout=10.0, isolation_level=None, check_same_thread=False,
+            cached_statements=BULK_CACHE_STATEMENTS,
         )
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         return conn
@@ -266,8 +279,8 @@ class SqliteJournal(GroupCommitJournal):
     # --- writes (group commit) --------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The group-commit writer, plus (inline mode) the WAL checkpointer beside it."""
-        if not self._inline_writer or not self._opened:
+        """The group-commit writer, plus the WAL checkpointer beside it."""
+        if not self._opened:
             await super().run(task_status=task_status)  # (which refuses to run unopened)
             return
         async with trio.open_nursery() as nursery:
@@ -289,20 +302,25 @@ class SqliteJournal(GroupCommitJournal):
 
     async def _write_group(self, ops: Sequence[WriteOp], ts: float) -> list[Outcome]:
         if self._inline_writer:
-            # On the trio thread (see the module docstring): the transaction runs to COMMIT
-            # or ROLLBACK before anything else can run, so cancellation can only come after.
-            # The writer connection has busy_timeout 0: if another process holds the write
-            # lock (a backup, `omnitill seed`), BEGIN fails at once instead of stalling the
-            # event loop, and this group waits for the lock in a worker thread instead.
+            # The statements run on the trio thread (see the module docstring), the COMMIT --
+            # the WAL write and the fsync, one `sqlite3_step` -- in a worker thread, while the
+            # loop goes on. The writer connection has busy_timeout 0: if another process holds
+            # the write lock (a backup, `omnitill seed`), BEGIN fails at once instead of
+            # stalling the event loop, and this group waits for the lock in a worker thread.
             try:
-                outcomes = self._write_group_sync(ops, ts)
+                outcomes = self._stage_group(ops, ts)
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc):
                     raise
                 return await trio.to_thread.run_sync(
                     self._write_group_waiting, ops, ts, limiter=self._write_limiter
                 )
-            await trio.lowlevel.cancel_shielded_checkpoint()
+            if len(ops) < COMMIT_IN_THREAD_MIN_JOBS:
+                self._commit_staged()
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            else:
+                # Not abandoned on cancel (trio's default): the COMMIT finishes or fails first.
+                await trio.to_thread.run_sync(self._commit_staged, limiter=self._write_limiter)
             return outcomes
         return await trio.to_thread.run_sync(
             self._write_group_sync, ops, ts, limiter=self._write_limiter
@@ -320,9 +338,35 @@ class SqliteJournal(GroupCommitJournal):
             conn.execute("PRAGMA busy_timeout = 0")
 
     def _write_group_sync(self, ops: Sequence[WriteOp], ts: float) -> list[Outcome]:
+        outcomes = self._stage_group(ops, ts)
+        self._commit_staged()
+        return outcomes
+
+    def _stage_group(self, ops: Sequence[WriteOp], ts: float) -> list[Outcome]:
+        """BEGIN and apply the group; the transaction is left open for `_commit_staged`."""
         conn = self._wconn
         if conn is None:
             raise JournalClosed("journal is closed")
+        outcomes = apply_group(conn, ops, ts)  # a few statements for the whole group
+        if outcomes is None:
+            outcomes = self._stage_per_job(conn, ops, ts)
+        return outcomes
+
+    def _commit_staged(self) -> None:
+        conn = self._wconn
+        if conn is None:
+            raise JournalClosed("journal is closed")
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _stage_per_job(
+        self, conn: sqlite3.Connection, ops: Sequence[WriteOp], ts: float
+    ) -> list[Outcome]:
+        """The careful path: each job in its own savepoint, so a bad one fails alone."""
         outcomes: list[Outcome] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -338,7 +382,6 @@ class SqliteJournal(GroupCommitJournal):
                     if isinstance(outcome, AppendResult):
                         next_pos += len(op.events)
                 outcomes.append(outcome)
-            conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -512,6 +555,8 @@ class SqliteJournal(GroupCommitJournal):
 
 _BUSY_TIMEOUT_MS = 10_000
 CHECKPOINT_EVERY_S = 0.5
+# A group of this many jobs or more COMMITs in a worker thread (see the module docstring).
+COMMIT_IN_THREAD_MIN_JOBS = 4
 
 
 def _checkpoint(conn: sqlite3.Connection) -> None:

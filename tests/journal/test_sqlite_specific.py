@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,11 @@ from engine.journal import (
     AppendResult,
     Batch,
     JournalError,
+    OpRecord,
     SqliteJournal,
     StoredEvent,
+    Timer,
+    VersionConflict,
 )
 from engine.journal import sqlite as sqlite_mod
 
@@ -216,3 +220,139 @@ async def test_in_memory_path_is_refused(tmp_path: Path) -> None:
 async def test_run_requires_open(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         await SqliteJournal(tmp_path / "j.db").run()
+
+
+# --- the bulk path (engine/journal/_sqlite_bulk.py): a group in a few statements ------------
+
+
+async def _append_as_one_group(j: SqliteJournal, nursery: trio.Nursery,
+                               batches: dict[str, Batch]) -> dict[str, AppendResult | Exception]:
+    """Queue every batch before the writer starts, so they form ONE group."""
+    out: dict[str, AppendResult | Exception] = {}
+
+    async def put(name: str, batch: Batch) -> None:
+        try:
+            out[name] = await j.append(batch)
+        except Exception as exc:  # the outcome is what the test checks
+            out[name] = exc
+
+    async with trio.open_nursery() as n:
+        for name, batch in batches.items():  # queued one by one: the group keeps this order
+            n.start_soon(put, name, batch)
+            await trio.testing.wait_all_tasks_blocked()
+        await nursery.start(j.run)
+    return out
+
+
+def _op(op_id: str, stream: str) -> OpRecord:
+    return OpRecord(op_id=op_id, stream=stream, payload_hash="h", ok=True, result=b"r")
+
+
+async def test_a_large_group_is_stored_in_order_across_statement_chunks(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    # 700 events and 1,000 ops: more than one multi-row statement (512 rows) each.
+    j = SqliteJournal(tmp_path / "j.db")
+    await j.open()
+    big = Batch("big", 0, events=[("e", str(i).encode()) for i in range(700)],
+                ops=[_op(f"op-{i}", "big") for i in range(1000)])
+    small = Batch("small", 0, events=[("e", b"s")], ops=[_op("op-small", "small")])
+    out = await _append_as_one_group(j, nursery, {"big": big, "small": small})
+    assert j.stats()["commits"] == 1
+    big_res, small_res = out["big"], out["small"]
+    assert isinstance(big_res, AppendResult) and isinstance(small_res, AppendResult)
+    assert big_res.version == 700 and small_res.version == 1
+    events = await j.read("big")
+    assert [e.data for e in events] == [str(i).encode() for i in range(700)]
+    assert [e.version for e in events] == list(range(1, 701))
+    # positions are contiguous within the batch, and the group's batches share no position
+    assert [e.global_pos for e in events] == list(range(big_res.first_global_pos,
+                                                         big_res.first_global_pos + 700))
+    assert small_res.first_global_pos == 701
+    assert [e.global_pos for e in await j.read_all(limit=2000)] == list(range(1, 702))
+    assert len(await j.lookup_ops([f"op-{i}" for i in range(1000)])) == 1000
+    await j.close()
+
+
+async def test_a_stored_op_id_fails_only_its_batch_in_a_bulk_group(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    j = await started(tmp_path / "j.db", nursery)
+    await j.append(Batch("a", 0, events=[("e", b"1")], ops=[_op("dup", "a")]))
+    await j.close()
+    j = SqliteJournal(tmp_path / "j.db")
+    await j.open()
+    batches = {
+        "retry": Batch("b", 0, events=[("e", b"x")], ops=[_op("dup", "b")]),
+        "fine": Batch("c", 0, events=[("e", b"y")], ops=[_op("new", "c")]),
+        "stale": Batch("a", 0, events=[("e", b"z")]),  # a is at version 1
+    }
+    out = await _append_as_one_group(j, nursery, batches)
+    assert isinstance(out["retry"], VersionConflict)
+    assert isinstance(out["stale"], VersionConflict)
+    assert isinstance(out["fine"], AppendResult)
+    assert await j.stream_version("b") == 0
+    assert [e.data for e in await j.read("c")] == [b"y"]
+    assert (await j.lookup_ops(["dup"]))["dup"].stream == "a"
+    await j.close()
+
+
+async def test_two_appends_to_one_stream_in_a_group_apply_in_order(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    j = SqliteJournal(tmp_path / "j.db")
+    await j.open()
+    out = await _append_as_one_group(j, nursery, {
+        "first": Batch("s", 0, events=[("e", b"1")]),
+        "second": Batch("s", 1, events=[("e", b"2")]),
+    })
+    assert j.stats()["commits"] == 1
+    assert isinstance(out["first"], AppendResult) and isinstance(out["second"], AppendResult)
+    assert [e.data for e in await j.read("s")] == [b"1", b"2"]
+    await j.close()
+
+
+async def test_timers_in_a_group_end_as_the_last_batch_left_them(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    j = await started(tmp_path / "j.db", nursery)
+    await j.append(Batch("t0", 0, timers_set=[Timer("gone", "k", 5.0, b"")]))
+    await j.close()
+    j = SqliteJournal(tmp_path / "j.db")
+    await j.open()
+    await _append_as_one_group(j, nursery, {
+        # set by one batch and cleared by a later one; cleared then set again; plain clear
+        "set": Batch("t1", 0, timers_set=[Timer("x", "k", 1.0, b"a")]),
+        "clear": Batch("t2", 0, timers_cleared=[("k", "x"), ("k", "gone")]),
+        "clear-set": Batch("t3", 0, timers_cleared=[("k", "y")],
+                           timers_set=[Timer("y", "k", 2.0, b"b")]),
+    })
+    assert [(t.timer_id, t.due_at) for t in await j.due_timers(10.0)] == [("y", 2.0)]
+    await j.close()
+
+
+async def test_a_wide_group_commits_in_a_worker_thread(
+    tmp_path: Path, nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # COMMIT_IN_THREAD_MIN_JOBS or more jobs: the COMMIT (WAL write + fsync) runs off the loop;
+    # a narrower group commits inline.
+    j = SqliteJournal(tmp_path / "j.db")
+    await j.open()
+    committed_on: list[int] = []
+    commit = j._commit_staged
+
+    def spy() -> None:
+        committed_on.append(threading.get_ident())
+        commit()
+
+    monkeypatch.setattr(j, "_commit_staged", spy)
+    n = sqlite_mod.COMMIT_IN_THREAD_MIN_JOBS
+    out = await _append_as_one_group(
+        j, nursery, {f"s{i}": Batch(f"s{i}", 0, events=[("e", b"1")]) for i in range(n)}
+    )
+    assert all(isinstance(r, AppendResult) for r in out.values())
+    assert len(raw(tmp_path / "j.db", "SELECT * FROM events")) == n  # another connection sees it
+    await j.append(Batch("narrow", 0, events=[("e", b"1")]))
+    assert committed_on[0] != threading.get_ident()
+    assert committed_on[1] == threading.get_ident()
+    await j.close()
