@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import secrets
 import subprocess
@@ -29,12 +28,12 @@ import sys
 import time
 import urllib.request
 from array import array
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _cmdgen import merge, spawn
 from _server import ROOT, free_port, load_info, machine_info
 from _wsraw import summarize
 from hot_sku import LOCATION, omni_worker, run_pg
@@ -122,24 +121,9 @@ def stock_up(cluster: Cluster, sku: str) -> None:
 def drive(cluster: Cluster, plan: list[tuple[int, str, int]], depth: int, duration: float) -> dict[str, Any]:
     """plan: (port, sku, connections) per generator process."""
     start_at = time.time() + 2.0
-    pipes, procs = [], []
-    for w, (port, sku, conns) in enumerate(plan):
-        recv, send = mp.Pipe(duplex=False)
-        p = mp.Process(target=omni_worker, args=(w, port, cluster.token, conns, depth, sku,
-                                                 start_at, duration, None, send))
-        p.start()
-        pipes.append(recv)
-        procs.append(p)
-    results = [r.recv() for r in pipes]
-    for p in procs:
-        p.join()
-    lat = array("d")
-    codes: Counter[str] = Counter()
-    for r in results:
-        lat.frombytes(r["lat"])
-        codes.update(r["codes"])
-    acks = sum(r["acks"] for r in results)
-    seconds = max(r["seconds"] for r in results)
+    results = spawn(omni_worker, [(w, port, cluster.token, conns, depth, sku, start_at, duration, None)
+                                  for w, (port, sku, conns) in enumerate(plan)])
+    lat, codes, acks, seconds, _sent = merge(results)
     return {"holds": acks, "seconds": round(seconds, 2),
             "holds_per_s": round(acks / seconds, 1) if seconds else 0.0,
             **summarize(lat), "rejects": dict(codes)}

@@ -41,27 +41,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _cmdgen import generate, merge, spawn
 from _server import ROOT, VENV_BIN, OmnitillServer, PeerServer, free_port, load_info, machine_info
-from _wsraw import Loop, WsConn, encode_frame, raise_nofile, summarize
+from _wsraw import raise_nofile, summarize
 
 LOCATION = "pdx-pearl"
 WORKERS = 2
 RESULTS = ROOT / "bench" / "results"
-
-
-class Reply(msgspec.Struct):
-    type: str
-    op_id: str = ""
-    code: str = ""
-
-
-_reply = msgspec.json.Decoder(Reply)
-_replies = msgspec.json.Decoder(list[Reply])
 
 
 # --- omnitill generator (runs in its own process) ----------------------------------------------
@@ -71,99 +61,15 @@ def omni_worker(
     wid: int, port: int, token: str, n_conns: int, depth: int, sku: str, start_at: float,
     duration: float, budget: int | None, out: Any,
 ) -> None:
-    raise_nofile()
-    run_id = f"{os.getpid():x}{int(time.time() * 1000) % 100000:x}"
-    loop = Loop()
-    hello = encode_frame(msgspec.json.encode(
-        {"type": "hello", "protocol": 1, "token": token, "client": "bench", "batch": True}))
-    prefix = f'{{"type":"command","name":"hold.place","args":{{"sku":"{sku}","location_id":"{LOCATION}","qty":1}},"op_id":"'
-    lat = array("d")
-    codes: Counter[str] = Counter()
-    st = {"welcomed": 0, "sent": 0, "acks": 0, "inflight": 0, "closed": 0, "running": False}
-    end = start_at + duration
-    counter = iter(range(10**12))
-    perf = time.perf_counter
+    prefix = (f'{{"type":"command","name":"hold.place","args":{{"sku":"{sku}",'
+              f'"location_id":"{LOCATION}","qty":1}},"op_id":"')
 
-    def frame(c: WsConn) -> bytes:
-        op = f"{run_id}w{wid}-{next(counter)}"
-        c.data[op] = perf()
-        return encode_frame(f'{prefix}{op}"}}'.encode())
+    def make_command(op: str) -> tuple[bytes, None]:
+        return f'{prefix}{op}"}}'.encode(), None
 
-    def may_send() -> bool:
-        if not st["running"] or time.time() >= end:
-            return False
-        return budget is None or st["sent"] < budget
-
-    def send_one(c: WsConn) -> None:
-        st["sent"] += 1
-        st["inflight"] += 1
-        c.send_raw(frame(c))
-
-    def on_open(c: WsConn) -> None:
-        c.data = {}
-        c.send_raw(hello)
-
-    def on_text(c: WsConn, data: bytes) -> None:
-        if data[:1] == b"[":  # a batch frame (bench/_patched_serve.py --patch batch)
-            for msg in _replies.decode(data):
-                on_msg(c, msg)
-        else:
-            on_msg(c, _reply.decode(data))
-
-    def on_msg(c: WsConn, msg: Reply) -> None:
-        t = msg.type
-        if t == "ack" or t == "reject":
-            t0 = c.data.pop(msg.op_id, None)
-            if t0 is None:
-                return
-            lat.append(perf() - t0)
-            st["inflight"] -= 1
-            if t == "ack":
-                st["acks"] += 1
-            else:
-                codes[msg.code] += 1
-            if may_send():
-                send_one(c)
-        elif t == "welcome":
-            st["welcomed"] += 1
-        elif t == "error":
-            codes["error:" + msg.code] += 1
-
-    def on_close(c: WsConn, code: int) -> None:
-        st["closed"] += 1
-        codes[f"closed:{code}"] += 1
-
-    conns = []
-    for i in range(n_conns):
-        conns.append(loop.connect("127.0.0.1", port, "/ws", on_open=on_open, on_text=on_text, on_close=on_close))
-        if i % 100 == 99:
-            loop.run(timeout=0.05)  # stay under the server's accept rate limit
-    loop.run(until=lambda: st["welcomed"] + st["closed"] >= n_conns, timeout=30)
-    loop.run(timeout=max(0.0, start_at - time.time()))
-    st["running"] = True
-    started = time.time()
-    for c in conns:
-        if c.closed:
-            continue
-        batch = []
-        for _ in range(depth):
-            if may_send():
-                st["sent"] += 1
-                st["inflight"] += 1
-                batch.append(frame(c))
-        c.send_raw(b"".join(batch))
-    def done() -> bool:
-        if budget is None:
-            return time.time() >= end
-        return (st["sent"] >= budget or time.time() >= end) and st["inflight"] <= 0
-
-    loop.run(until=done, timeout=duration + 60)
-    finished = time.time()
-    loop.run(until=lambda: st["inflight"] <= 0, timeout=10)
-    for c in conns:
-        c.close()
-    out.send({"lat": lat.tobytes(), "acks": st["acks"], "sent": st["sent"], "codes": dict(codes),
-              "seconds": finished - started, "welcomed": st["welcomed"]})
+    out.send(generate(wid=wid, port=port, token=token, n_conns=n_conns, depth=depth,
+                      start_at=start_at, duration=duration, budget=budget,
+                      make_command=make_command, batch=True))
 
 
 def drive(port: int, token: str, sku: str, clients: int, depth: int, duration: float,
@@ -172,28 +78,13 @@ def drive(port: int, token: str, sku: str, clients: int, depth: int, duration: f
     start_at = time.time() + 1.0 + clients / 500
     per = [clients // WORKERS + (1 if i < clients % WORKERS else 0) for i in range(WORKERS)]
     budgets = [None] * WORKERS if budget is None else [budget // WORKERS + (1 if i < budget % WORKERS else 0) for i in range(WORKERS)]
-    pipes, procs = [], []
-    for w in range(WORKERS):
-        recv, send = mp.Pipe(duplex=False)
-        p = mp.Process(target=omni_worker, args=(w, port, token, per[w], depth, sku,
-                                                 start_at, duration, budgets[w], send))
-        p.start()
-        pipes.append(recv)
-        procs.append(p)
-    results = [r.recv() for r in pipes]
-    for p in procs:
-        p.join()
-    lat = array("d")
-    codes: Counter[str] = Counter()
-    for r in results:
-        lat.frombytes(r["lat"])
-        codes.update(r["codes"])
-    acks = sum(r["acks"] for r in results)
-    seconds = max(r["seconds"] for r in results)
+    results = spawn(omni_worker, [(w, port, token, per[w], depth, sku, start_at, duration, budgets[w])
+                                  for w in range(WORKERS)])
+    lat, codes, acks, seconds, sent = merge(results)
     return {
         "clients": clients,
         "depth": depth,
-        "attempts": sum(r["sent"] for r in results),
+        "attempts": sent,
         "holds": acks,
         "seconds": round(seconds, 2),
         "holds_per_s": round(acks / seconds, 1) if seconds else 0.0,
@@ -367,16 +258,8 @@ def run_sqlite(clients: int, pool: int, duration: float, stock: int, stop_on_emp
     start_at = time.time() + 1.0
     per = [clients // WORKERS + (1 if i < clients % WORKERS else 0) for i in range(WORKERS)]
     threads = [max(1, min(per[i], pool // WORKERS)) for i in range(WORKERS)]
-    pipes, procs = [], []
-    for w in range(WORKERS):
-        recv, send = mp.Pipe(duplex=False)
-        p = mp.Process(target=sqlite_worker, args=(w, str(path), per[w], threads[w], start_at, duration, stop_on_empty, send))
-        p.start()
-        pipes.append(recv)
-        procs.append(p)
-    results = [r.recv() for r in pipes]
-    for p in procs:
-        p.join()
+    results = spawn(sqlite_worker, [(w, str(path), per[w], threads[w], start_at, duration, stop_on_empty)
+                                    for w in range(WORKERS)])
     seconds = time.time() - start_at
     lat = array("d")
     for r in results:

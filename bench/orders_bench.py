@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import random
 import sys
 import time
-from array import array
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -37,22 +35,13 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _cmdgen import generate, merge, spawn
 from _server import ROOT, OmnitillServer, load_info, machine_info
-from _wsraw import Loop, WsConn, encode_frame, raise_nofile, summarize
+from _wsraw import summarize
 
 WORKERS = 2
 RESULTS = ROOT / "bench" / "results"
 CENTER = (45.52, -122.68)
-
-
-class Reply(msgspec.Struct):
-    type: str
-    op_id: str = ""
-    code: str = ""
-    result: dict[str, Any] = {}
-
-
-_reply = msgspec.json.Decoder(Reply)
 
 
 def worker(
@@ -67,134 +56,39 @@ def worker(
     lines: int,
     out: Any,
 ) -> None:
-    raise_nofile()
     rng = random.Random(wid * 7919 + os.getpid())
-    run_id = f"{os.getpid():x}{int(time.time() * 1000) % 100000:x}"
-    loop = Loop()
-    hello = encode_frame(
-        msgspec.json.encode({"type": "hello", "protocol": 1, "token": token, "client": "bench"})
-    )
-    lat = array("d")
-    codes: Counter[str] = Counter()
     units: Counter[str] = Counter()
-    st = {
-        "welcomed": 0,
-        "sent": 0,
-        "acks": 0,
-        "inflight": 0,
-        "closed": 0,
-        "running": False,
-        "split": 0,
-        "shipments": 0,
-    }
-    end = start_at + duration
-    counter = iter(range(10**12))
-    perf = time.perf_counter
     enc = msgspec.json.Encoder()
 
-    def frame(c: WsConn) -> bytes:
-        op = f"{run_id}w{wid}-{next(counter)}"
+    def make_command(op: str) -> tuple[bytes, list[dict[str, Any]]]:
         cart = [
             {"sku": s, "qty": 1 if budget is not None else rng.randint(1, 2)}
             for s in (skus if len(skus) == lines else rng.sample(skus, lines))
         ]
         lat_, lon_ = CENTER[0] + rng.uniform(-0.15, 0.15), CENTER[1] + rng.uniform(-0.25, 0.25)
-        c.data[op] = (perf(), cart)
-        return encode_frame(
-            enc.encode(
-                {
-                    "type": "command",
-                    "name": "order.create",
-                    "op_id": op,
-                    "args": {
-                        "lines": cart,
-                        "channel": "web",
-                        "ship_to": {"address": "bench", "lat": lat_, "lon": lon_},
-                    },
-                }
-            )
+        payload = enc.encode(
+            {
+                "type": "command",
+                "name": "order.create",
+                "op_id": op,
+                "args": {
+                    "lines": cart,
+                    "channel": "web",
+                    "ship_to": {"address": "bench", "lat": lat_, "lon": lon_},
+                },
+            }
         )
+        return payload, cart
 
-    def may_send() -> bool:
-        if not st["running"] or time.time() >= end:
-            return False
-        return budget is None or st["sent"] < budget
+    def on_ack(cart: list[dict[str, Any]], _result: dict[str, Any]) -> None:
+        for line in cart:
+            units[line["sku"]] += line["qty"]
 
-    def send_one(c: WsConn) -> None:
-        st["sent"] += 1
-        st["inflight"] += 1
-        c.send_raw(frame(c))
-
-    def on_open(c: WsConn) -> None:
-        c.data = {}
-        c.send_raw(hello)
-
-    def on_text(c: WsConn, data: bytes) -> None:
-        if b'"type":"delta"' in data[:40]:
-            return
-        msg = _reply.decode(data)
-        t = msg.type
-        if t in ("ack", "reject"):
-            sent = c.data.pop(msg.op_id, None)
-            if sent is None:
-                return
-            t0, cart = sent
-            lat.append(perf() - t0)
-            st["inflight"] -= 1
-            if t == "ack":
-                st["acks"] += 1
-                for line in cart:
-                    units[line["sku"]] += line["qty"]
-            else:
-                codes[msg.code] += 1
-            if may_send():
-                send_one(c)
-        elif t == "welcome":
-            st["welcomed"] += 1
-        elif t == "error":
-            codes["error:" + msg.code] += 1
-
-    def on_close(c: WsConn, code: int) -> None:
-        st["closed"] += 1
-        codes[f"closed:{code}"] += 1
-
-    conns = []
-    for i in range(n_conns):
-        conns.append(
-            loop.connect(
-                "127.0.0.1", port, "/ws", on_open=on_open, on_text=on_text, on_close=on_close
-            )
-        )
-        if i % 100 == 99:
-            loop.run(timeout=0.05)
-    loop.run(until=lambda: st["welcomed"] + st["closed"] >= n_conns, timeout=30)
-    loop.run(timeout=max(0.0, start_at - time.time()))
-    st["running"] = True
-    started = time.time()
-    for c in conns:
-        if not c.closed and may_send():
-            send_one(c)
-
-    def done() -> bool:
-        if budget is None:
-            return time.time() >= end
-        return (st["sent"] >= budget or time.time() >= end) and st["inflight"] <= 0
-
-    loop.run(until=done, timeout=duration + 60)
-    finished = time.time()
-    loop.run(until=lambda: st["inflight"] <= 0, timeout=15)
-    for c in conns:
-        c.close()
-    out.send(
-        {
-            "lat": lat.tobytes(),
-            "acks": st["acks"],
-            "sent": st["sent"],
-            "codes": dict(codes),
-            "units": dict(units),
-            "seconds": finished - started,
-        }
+    result = generate(
+        wid=wid, port=port, token=token, n_conns=n_conns, depth=1, start_at=start_at,
+        duration=duration, budget=budget, make_command=make_command, on_ack=on_ack,
     )
+    out.send({**result, "units": dict(units)})
 
 
 def totals(server: OmnitillServer, skus: list[str]) -> dict[str, dict[str, int]]:
@@ -229,40 +123,18 @@ def run(
         if budget is None
         else [budget // WORKERS + (1 if i < budget % WORKERS else 0) for i in range(WORKERS)]
     )
-    pipes, procs = [], []
-    for w in range(WORKERS):
-        recv, send = mp.Pipe(duplex=False)
-        p = mp.Process(
-            target=worker,
-            args=(
-                w,
-                server.port,
-                server.token,
-                per[w],
-                skus,
-                start_at,
-                duration,
-                budgets[w],
-                3,
-                send,
-            ),
-        )
-        p.start()
-        pipes.append(recv)
-        procs.append(p)
-    results = [r.recv() for r in pipes]
-    for p in procs:
-        p.join()
+    results = spawn(
+        worker,
+        [
+            (w, server.port, server.token, per[w], skus, start_at, duration, budgets[w], 3)
+            for w in range(WORKERS)
+        ],
+    )
     cpu1 = proc.cpu_times()
-    lat = array("d")
-    codes: Counter[str] = Counter()
+    lat, codes, acks, seconds, sent = merge(results)
     units: Counter[str] = Counter()
     for r in results:
-        lat.frombytes(r["lat"])
-        codes.update(r["codes"])
         units.update(r["units"])
-    acks = sum(r["acks"] for r in results)
-    seconds = max(r["seconds"] for r in results)
     time.sleep(0.3)
     after = totals(server, skus)
     committed_gain = {s: after[s]["committed"] - before[s]["committed"] for s in skus}
@@ -276,7 +148,7 @@ def run(
     return {
         "phase": name,
         "clients": clients,
-        "attempts": sum(r["sent"] for r in results),
+        "attempts": sent,
         "orders": acks,
         "seconds": round(seconds, 2),
         "orders_per_s": round(acks / seconds, 1) if seconds else 0.0,
