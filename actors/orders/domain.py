@@ -17,6 +17,15 @@ next phase (ship orders commit their holds; a failed create compensates by relea
 did place; a re-route releases the old allocation once the new one is held). Steps of one
 allocation run in order; different allocations run concurrently.
 
+Re-plan (ship creates only, once): routing reads availability that may be a moment behind,
+so a hold can lose a race (`insufficient_stock`). Then `advance` keeps the allocations that
+succeeded, closes the failed ones (`AllocsReleased`, cause "replan": they never held
+anything), routes only their units again on fresh availability (which already counts what
+the order kept) and starts a `replan` saga. If that finds no route, or one of its holds
+fails too, everything the order got in either round is released (`compensate`) and the
+create is refused as before. Pickup orders are never moved: the customer chose that counter;
+the refusal lists `suggest` (pickup stores that could serve the whole cart now) instead.
+
 Every allocation's units end in exactly one bucket -- `fulfilled` (handed over / shipped) or
 `released` (cancelled, compensated, re-routed, expired) -- and a unit is never moved twice,
 because steps are only planned for `outstanding = qty - fulfilled - released` units and
@@ -253,11 +262,19 @@ def _next_saga(
 # --- decide -----------------------------------------------------------------------------
 
 
-def _availability_details(ctx: Ctx, skus: list[str]) -> dict[str, dict[str, int]]:
-    return {
-        sku: {loc: n for loc, n in sorted(ctx.availability.get(sku, {}).items()) if n > 0}
-        for sku in skus
-    }
+def _availability_details(
+    ctx: Ctx, skus: list[str], giving_back: list[tuple[str, str, int]] | None = None
+) -> dict[str, dict[str, int]]:
+    """sku -> location -> available (> 0 only), counting as free the units this order is
+    about to give back (`giving_back`: sku, location, qty): they are, once it answers."""
+    out: dict[str, dict[str, int]] = {}
+    for sku in skus:
+        row = dict(ctx.availability.get(sku, {}))
+        for g_sku, loc, qty in giving_back or ():
+            if g_sku == sku:
+                row[loc] = row.get(loc, 0) + qty
+        out[sku] = {loc: n for loc, n in sorted(row.items()) if n > 0}
+    return out
 
 
 def _create(state: Order, a: OrderCreateArgs, ctx: Ctx) -> Decision:
@@ -833,6 +850,79 @@ def _gone(res: StepResult) -> bool:
     return not res.ok and res.code == ErrorCode.NOT_FOUND.value
 
 
+def _may_replan(
+    state: Order, p: Pending, pairs: list[tuple[Step, StepResult]], committed_now: list[int]
+) -> bool:
+    """Whether a failed create may re-plan its failed lines (once) instead of compensating.
+
+    Only ship orders: a pickup order names its store, and moving it to another store without
+    asking would send the customer to the wrong counter (the 409 suggests stores instead).
+    Only when every failure is `insufficient_stock` (stock moved under a stale read model;
+    anything else is not fixed by routing again) and every kept allocation is already
+    committed (place-and-commit; a saga journaled before that existed compensates as then).
+    """
+    if p.kind != "create" or state.fulfilment != "ship":
+        return False
+    for s, r in pairs:
+        if r.ok:
+            if s.alloc_no not in committed_now:
+                return False
+        elif r.code != ErrorCode.INSUFFICIENT_STOCK.value:
+            return False
+    return True
+
+
+def _replan_saga(
+    state: Order, p: Pending, failed: list[tuple[Step, StepResult]], ctx: Ctx
+) -> SagaStarted | None:
+    """New allocations for the failed units only, routed on fresh availability (which already
+    counts the allocations this order keeps); None if the network cannot serve them now.
+
+    Nothing is excluded: a location that refused the whole quantity may still have part of
+    it, and `ctx.availability` says how much. The failed allocations are closed by the
+    caller (`AllocsReleased`, cause "replan": they never held anything)."""
+    need: dict[int, tuple[str, int]] = {}
+    for s, _r in failed:
+        line_no = state.allocs[s.alloc_no].line_no
+        sku, qty = need.get(line_no, (s.sku, 0))
+        need[line_no] = (sku, qty + s.qty)
+    dest = Destination(
+        "ship", "", float(state.ship_to.get("lat", 0.0)), float(state.ship_to.get("lon", 0.0))
+    )
+    plan = route(
+        [(n, sku, qty) for n, (sku, qty) in sorted(need.items())],
+        dest,
+        ctx.availability,
+        ctx.sites,
+        ctx.policy.routing,
+    )
+    if not isinstance(plan, RoutePlan):
+        return None
+    first = max(state.allocs) + 1
+    plans = [
+        AllocPlan(first + i, asg.line_no, asg.sku, asg.location_id, asg.qty)
+        for i, asg in enumerate(plan.assignments)
+    ]
+    steps = _place_steps(state, plans, "c", SHIP_HOLD_TTL_S, "ship")
+    return _next_saga(p, "replan", steps, allocs=plans)
+
+
+def _pickup_suggest(state: Order, ctx: Ctx) -> list[str]:
+    """Pickup stores that could serve the whole cart now, nearest first (as a routing
+    shortfall at create time says): the register offers them, it never moves the order."""
+    here = ctx.sites.get(state.pickup_location)
+    if here is None:
+        return []
+    plan = route(
+        [(ln.line_no, ln.sku, ln.qty) for ln in state.lines],
+        Destination("pickup", here.id, here.lat, here.lon),
+        ctx.availability,
+        {k: s for k, s in ctx.sites.items() if s.pickup_enabled},
+        ctx.policy.routing,
+    )
+    return plan.suggest if isinstance(plan, Shortfall) else []
+
+
 def advance(state: Order, results: list[StepResult], ctx: Ctx) -> Decision:
     """Turn the answers to the pending saga's steps into facts; finish or start the next phase.
 
@@ -843,7 +933,7 @@ def advance(state: Order, results: list[StepResult], ctx: Ctx) -> Decision:
     pairs = list(zip(p.steps, results, strict=True))
     now = ctx.now
     events: list[Event] = []
-    if p.kind in ("create", "reroute"):
+    if p.kind in ("create", "reroute", "replan"):
         holds = {str(s.alloc_no): r.result["hold_id"] for s, r in pairs if r.ok}
         if holds:
             events.append(HoldsPlaced(holds))
@@ -853,6 +943,18 @@ def advance(state: Order, results: list[StepResult], ctx: Ctx) -> Decision:
             events.append(AllocsCommitted(committed_now))
         failed = [(s, r) for s, r in pairs if not r.ok]
         if failed:
+            replan: dict[str, Any] = {}
+            if _may_replan(state, p, pairs, committed_now):
+                saga = _replan_saga(state, p, failed, ctx)
+                if saga is not None:
+                    events.append(
+                        AllocsReleased({str(s.alloc_no): s.qty for s, _r in failed}, "replan")
+                    )
+                    events.append(saga)
+                    return Decision(events=events)
+                replan = {"replan": "no_route"}
+            elif p.kind == "replan":
+                replan = {"replan": "failed"}
             steps = []
             for s, r in pairs:
                 if not r.ok:
@@ -869,23 +971,36 @@ def advance(state: Order, results: list[StepResult], ctx: Ctx) -> Decision:
                 else:
                     h = holds[str(s.alloc_no)]
                     steps.append(Step(s.sku, op, "hold.release", {"hold_id": h}, s.alloc_no))
+            if p.kind == "replan":
+                # The first round's holds, kept for the re-plan: all or nothing, so they go too.
+                steps.extend(_release_steps(state, _live_allocs(state), f"{p.kind}{_opk(p.op_id)}"))
+            # What this order is about to give back is free again once it answers.
+            give = [(s.sku, str(s.args.get("location_id", "")), s.qty) for s, r in pairs if r.ok]
+            if p.kind == "replan":
+                give += [(a.sku, a.location_id, a.outstanding) for a in _live_allocs(state)]
             first = failed[0][1]
-            skus = sorted({s.sku for s, _r in pairs})
+            # A re-plan's steps cover only the failed lines: report the whole cart.
+            on = state.lines if p.kind == "replan" else []
+            skus = sorted({ln.sku for ln in on} | {s.sku for s, _r in pairs})
+            details: dict[str, Any] = {
+                "failed": [
+                    {
+                        "sku": s.sku,
+                        "location_id": s.args.get("location_id"),
+                        "code": r.code,
+                        "message": r.message,
+                    }
+                    for s, r in failed
+                ],
+                "available": _availability_details(ctx, skus, give),
+                **replan,
+            }
+            if state.fulfilment == "pickup" and p.kind == "create":
+                details["suggest"] = _pickup_suggest(state, ctx)
             reject = {
                 "code": first.code or ErrorCode.INSUFFICIENT_STOCK.value,
                 "message": f"could not hold every line: {first.message}",
-                "details": {
-                    "failed": [
-                        {
-                            "sku": s.sku,
-                            "location_id": s.args.get("location_id"),
-                            "code": r.code,
-                            "message": r.message,
-                        }
-                        for s, r in failed
-                    ],
-                    "available": _availability_details(ctx, skus),
-                },
+                "details": details,
             }
             data = {**p.data, "reject": reject}
             if steps:
@@ -1030,7 +1145,7 @@ def advance(state: Order, results: list[StepResult], ctx: Ctx) -> Decision:
 
 
 def _placed(state: Order, p: Pending, events: list[Event], now: float) -> Decision:
-    if p.kind in ("create", "commit") and state.status == "pending":
+    if p.kind in ("create", "commit", "replan") and state.status == "pending":
         events.append(OrderConfirmed(now))
         return _finish(p, events, {"order_id": state.order_id, "created": True})
     # A re-route: the new allocation is held (and committed); now free the old one.

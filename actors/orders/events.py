@@ -100,7 +100,8 @@ class SagaStarted(_Event, frozen=True):
     op_id: str
     payload_hash: str
     command: str
-    kind: str  # create | compensate | commit | pickup | ship | cancel | return | reroute
+    # create | replan | compensate | commit | pickup | ship | cancel | return | reroute | ...
+    kind: str
     steps: list[Step]
     allocs: list[AllocPlan] = []  # new allocations this saga places (create / reroute)
     data: dict[str, Any] = {}  # what the finishing step needs (pickup lines, carrier ...)
@@ -119,7 +120,8 @@ class AllocsCommitted(_Event, frozen=True):
 
 
 class AllocsReleased(_Event, frozen=True):
-    """Units given back to the pool (cancel, compensation, re-route) or lost (expired)."""
+    """Units given back to the pool (cancel, compensation, re-route) or lost (expired); cause
+    "replan": a create's allocation that never got its hold, its units routed again."""
 
     released: dict[str, int]  # str(alloc_no) -> qty
     cause: str

@@ -7,6 +7,7 @@ and advances the saga until it finishes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -98,8 +99,16 @@ class World:
     # --- orders ---------------------------------------------------------------------------
 
     def command(
-        self, name: str, args: dict[str, Any], op_id: str | None = None, order_id: str | None = None
+        self,
+        name: str,
+        args: dict[str, Any],
+        op_id: str | None = None,
+        order_id: str | None = None,
+        race: Callable[[int], None] | None = None,
     ) -> od.Decision:
+        """Decide, then run the saga to its end. `race(round)` runs before each round of
+        steps: what it does to the pools lands after the order looked at availability (a
+        racing order, or a read model a moment behind)."""
         if op_id is None:
             self.n += 1
             op_id = f"c{self.n}"
@@ -116,7 +125,11 @@ class World:
         decision = od.decide(state, name, typed, self.ctx(op_id))
         final = decision
         self._apply(state, decision)
+        rounds = 0
         while state.pending is not None:
+            if race is not None:
+                race(rounds)
+            rounds += 1
             results = [
                 self.inv(
                     s.sku,

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from actors.orders import domain as od
 from actors.orders.routing import RoutingConfig
+from protocol.commands import HoldPlaceArgs
 from tests.orders.order_sim import PRICES, SITES, World
 
 SKUS = sorted(PRICES)
@@ -23,7 +24,11 @@ destination = st.one_of(
     st.builds(lambda loc: {"pickup_location": loc}, st.sampled_from(LOCS)),
     st.just({"ship_to": {"address": "1 Main", "lat": 45.55, "lon": -122.7}}),
 )
-create = st.tuples(st.just("create"), cart, destination)
+# Other customers' holds landing between routing and holding (a create may re-plan).
+races = st.lists(
+    st.tuples(st.sampled_from(SKUS), st.sampled_from(LOCS), st.integers(1, 4)), max_size=2
+)
+create = st.tuples(st.just("create"), cart, destination, races)
 other = st.one_of(
     st.tuples(
         st.sampled_from(["order.pick", "order.ready", "order.cancel", "order.deliver"]),
@@ -75,7 +80,13 @@ def test_order_invariants_hold_on_every_path(
         if kind == "create":
             w.n += 1
             op = f"create-{w.n}"
-            w.command("order.create", {"lines": act[1], **act[2]}, op_id=op)
+            takes = act[3]
+
+            def race(n: int, takes: list[tuple[str, str, int]] = takes) -> None:
+                for sku, loc, qty in takes if n == 0 else []:
+                    w.inv(sku, "hold.place", HoldPlaceArgs(sku=sku, location_id=loc, qty=qty))
+
+            w.command("order.create", {"lines": act[1], **act[2]}, op_id=op, race=race)
             if od.order_id_for(op) in w.orders and w.orders[od.order_id_for(op)].status != "new":
                 ids.append(od.order_id_for(op))
         elif kind == "sale":
@@ -109,6 +120,8 @@ def test_order_invariants_hold_on_every_path(
         w.check()
     for oid in ids:
         event(f"status {w.orders[oid].status}")
+        if any(a.state == "planned" and a.released for a in w.orders[oid].allocs.values()):
+            event("re-planned")
         for e in w.orders[oid].exceptions.values():
             event(f"exception {e.kind} {e.resolution or 'open'}")
     # Cancel everything still open: nothing may stay promised afterwards.
