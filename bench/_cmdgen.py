@@ -6,6 +6,10 @@ connection until `duration` is up or `budget` commands were sent. Latency = comm
 its ack or reject. Each benchmark supplies only `make_command(op_id) -> (frame payload, note)`;
 `note` comes back to `on_ack(note, result)` when that command is acknowledged.
 
+op_ids: what our clients send (`uuid7`: time-ordered, protocol/op_ids.py) unless the
+environment says BENCH_OP_IDS=uuid4 (random, as clients that use random UUIDs send) or
+`counter` (run id + a counter per process). The benchmarks' --op-ids flag sets it.
+
 `spawn` starts one such process per entry of a plan and `merge` adds their results up.
 """
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import time
+import uuid
 from array import array
 from collections import Counter
 from collections.abc import Callable
@@ -22,7 +27,15 @@ from typing import Any
 import msgspec
 from _wsraw import Loop, WsConn, encode_frame, raise_nofile
 
-__all__ = ["generate", "merge", "spawn"]
+from protocol.op_ids import new_op_id
+
+__all__ = ["OP_IDS", "generate", "merge", "spawn"]
+
+OP_IDS: dict[str, Callable[[], str] | None] = {
+    "uuid7": new_op_id,
+    "uuid4": lambda: uuid.uuid4().hex,
+    "counter": None,
+}
 
 
 class Reply(msgspec.Struct):
@@ -52,9 +65,10 @@ def generate(
     end = start_at + duration
     counter = iter(range(10**12))
     perf = time.perf_counter
+    new_id = OP_IDS[os.environ.get("BENCH_OP_IDS", "uuid7")]
 
     def frame(c: WsConn) -> bytes:
-        op = f"{run_id}w{wid}-{next(counter)}"
+        op = new_id() if new_id is not None else f"{run_id}w{wid}-{next(counter)}"
         payload, note = make_command(op)
         c.data[op] = (perf(), note)
         st["sent"] += 1

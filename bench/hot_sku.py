@@ -45,7 +45,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cmdgen import generate, merge, spawn
+from _cmdgen import OP_IDS, generate, merge, spawn
 from _server import ROOT, VENV_BIN, OmnitillServer, PeerServer, free_port, load_info, machine_info
 from _wsraw import raise_nofile, summarize
 
@@ -403,6 +403,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=200)
+    ap.add_argument("--op-ids", choices=sorted(OP_IDS), default="uuid7",
+                    help="op_ids the generators send: uuid7 (time-ordered, what omnitill's clients "
+                         "send), uuid4 (random), counter (default: %(default)s)")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per throughput run")
     ap.add_argument("--depth", type=int, default=4, help="commands in flight per omnitill connection")
     ap.add_argument("--sellout-stock", type=int, default=5000, help="units available in the sell-out runs")
@@ -416,6 +419,7 @@ def main() -> int:
                     help="connections serving the clients in the pooled SQLite run (also run: one per client)")
     ap.add_argument("--out", type=Path, default=RESULTS / "hot_sku.json")
     args = ap.parse_args()
+    os.environ["BENCH_OP_IDS"] = args.op_ids  # read by the generator processes
     raise_nofile()
     rows: list[dict[str, Any]] = []
     load_start = load_info()

@@ -35,7 +35,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cmdgen import generate, merge, spawn
+from _cmdgen import OP_IDS, generate, merge, spawn
 from _server import ROOT, OmnitillServer, load_info, machine_info
 from _wsraw import summarize
 
@@ -167,9 +167,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--op-ids", choices=sorted(OP_IDS), default="uuid7",
+                    help="op_ids the generators send: uuid7 (time-ordered, what omnitill's clients "
+                         "send), uuid4 (random), counter (default: %(default)s)")
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--skus", type=int, default=60)
+    ap.add_argument("--out", type=Path, default=RESULTS / "orders.json")
     args = ap.parse_args()
+    os.environ["BENCH_OP_IDS"] = args.op_ids  # read by the generator processes
     server = OmnitillServer()
     rows: list[dict[str, Any]] = []
     try:
@@ -214,10 +219,11 @@ def main() -> None:
         "load": load_info(),
         "network_locations": 16,
         "lines_per_order": 3,
+        "op_ids": args.op_ids,
         "rows": rows,
     }
-    (RESULTS / "orders.json").write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {RESULTS / 'orders.json'}")
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

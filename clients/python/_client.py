@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import random
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -44,6 +43,7 @@ from protocol import (
     encode,
 )
 from protocol.messages import ClientKind, Encoding
+from protocol.op_ids import new_op_id
 
 from ._views import TopicView
 
@@ -149,7 +149,7 @@ class Client:
         Retries (after reconnects, or `unavailable`/`internal` answers) reuse the op_id, so the
         command takes effect at most once whatever happens to the connection.
         """
-        op_id = op_id or uuid.uuid4().hex
+        op_id = op_id or new_op_id()  # time-ordered: see protocol/op_ids.py
         pending = _Pending(op_id, name, args or {})
         self._pending[op_id] = pending
         delay = self.backoff_base_s

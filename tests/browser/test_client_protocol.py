@@ -9,12 +9,14 @@ for `near:` must match what the server prints with Python's `{:g}`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page
 
+from protocol.op_ids import op_id_millis
 from tests.browser.conftest import WEB
 from tests.browser.harness import static_server
 
@@ -258,3 +260,14 @@ def test_listeners_run_once_per_frame(page: Page) -> None:
 def test_near_topic_names_match_the_server_format(page: Page, lat: float, lon: float) -> None:
     name = page.evaluate("([lat, lon]) => window.ot.nearTopic('SKU-1', lat, lon)", [lat, lon])
     assert name == f"near:SKU-1:{lat:g},{lon:g}"
+
+
+def test_commands_carry_time_ordered_op_ids(page: Page) -> None:
+    # UUIDv7 layout, as protocol/op_ids.py: the server reads the clock back the same way.
+    ids = page.evaluate("() => Array.from({ length: 200 }, () => window.ot.newOpId())")
+    assert len(set(ids)) == 200
+    now_ms = time.time() * 1000
+    for op in ids:
+        assert op_id_millis(op) == op[:12]
+        assert abs(int(op[:12], 16) - now_ms) < 60_000
+    assert [op[:12] for op in ids] == sorted(op[:12] for op in ids)
