@@ -15,9 +15,10 @@ Statements are cached by the sqlite3 module by their text, so row counts are cut
 power-of-two chunks (150 rows: 128 + 16 + 4 + 2): a few dozen distinct statements in all.
 
 It is the optimistic path. Stale `expected_version`s and op_ids repeated inside one batch are
-found up front from one read of the stream versions, and those jobs are answered with
-`VersionConflict` and left out. Anything else -- an op_id stored by an earlier group (the op
-table's primary key), data the database rejects, a stream written twice in one group -- makes
+found up front from one read of the stream versions (a stream appended to twice in one group
+is checked in order), and those jobs are answered with `VersionConflict` and left out.
+Anything else -- an op_id stored by an earlier group (the op table's primary key), data the
+database rejects -- makes
 `apply_group` return None with the transaction rolled back, and the caller applies the group
 the careful way (one savepoint per job) so that only the guilty job fails.
 """
@@ -94,10 +95,7 @@ def apply_group(
 
     Returns one outcome per op with the transaction open, or None with it rolled back when
     the group needs the per-job path (see the module docstring)."""
-    batches = [op for op in ops if isinstance(op, Batch)]
-    streams = [b.stream for b in batches]
-    if len(set(streams)) != len(streams):
-        return None  # two appends to one stream in a group: their order matters, go slowly
+    streams = list({op.stream: None for op in ops if isinstance(op, Batch)})
     conn.execute("BEGIN IMMEDIATE")
     try:
         outcomes = _apply(conn, ops, streams, ts)
@@ -119,7 +117,7 @@ def _apply(
     current = _versions(conn, streams) if streams else {}
     outcomes: list[Outcome] = []
     events: list[tuple[Any, ...]] = []
-    stream_rows: list[tuple[str, int]] = []
+    stream_versions: dict[str, int] = {}  # the last word per stream
     op_rows: list[tuple[Any, ...]] = []
     # (actor_key, timer_id) -> its row, or None for cleared: the last word in the group wins
     timers: dict[tuple[str, str], tuple[Any, ...] | None] = {}
@@ -131,6 +129,8 @@ def _apply(
             continue
         stream = op.stream
         version = op.expected_version
+        # A stream appended to twice in one group (e.g. an actor restarted meanwhile): the
+        # second batch must find the stream where the first left it.
         have = current.get(stream, 0)
         if have != version or (op.ops and len({o.op_id for o in op.ops}) != len(op.ops)):
             outcomes.append(VersionConflict(stream, version, have))
@@ -141,7 +141,7 @@ def _apply(
                 version += 1
                 events.append((next_pos, stream, version, typ, data, ts))
                 next_pos += 1
-            stream_rows.append((stream, version))
+            stream_versions[stream] = current[stream] = version
         for rec in op.ops:
             op_rows.append((rec.op_id, rec.stream, rec.payload_hash, int(rec.ok), rec.result, ts))
         for key in op.timers_cleared:
@@ -153,7 +153,7 @@ def _apply(
         ))
     try:
         _insert(conn, _EVENTS_SQL, events)
-        _insert(conn, _STREAMS_SQL, stream_rows)
+        _insert(conn, _STREAMS_SQL, list(stream_versions.items()))
         _insert(conn, _OPS_SQL, op_rows)
         if timers:
             _insert(conn, _TIMERS_CLEAR_SQL, [k for k, v in timers.items() if v is None])
