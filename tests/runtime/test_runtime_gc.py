@@ -92,3 +92,38 @@ def test_ticks_before_start_do_nothing() -> None:
     frozen = gc.get_freeze_count()
     assert policy.tick(quiet=True) is False
     assert gc.get_freeze_count() == frozen
+
+
+def test_quiet_full_collections_back_off_while_they_find_no_garbage() -> None:
+    # Growth by live data (caches) made the engine pay ~0.6 s full collections at every lull
+    # that found a few hundred unreachable objects: each unproductive one doubles the growth
+    # the next quiet one waits for; a productive one resets it.
+    policy = GcPolicy(quiet_growth=32 * MB, full_growth=100.0, full_min_growth=1 << 40,
+                      productive_objects=1_000, max_quiet_growth=128 * MB)
+    policy.start()
+    live = [Node(b"\x01" * (40 * MB))]  # growth that is not garbage
+    policy.tick(quiet=False)
+    assert policy.tick(quiet=True) is True
+    assert policy.last_full_freed < 1_000
+    assert policy.quiet_growth == 64 * MB  # backed off
+    live.append(Node(b"\x01" * (40 * MB)))  # 40 MB more: below the new threshold
+    policy.tick(quiet=False)
+    assert policy.tick(quiet=True) is False
+    live.append(Node(b"\x01" * (40 * MB)))  # 80 MB since the last full collection
+    policy.tick(quiet=False)
+    assert policy.tick(quiet=True) is True
+    assert policy.quiet_growth == 128 * MB  # and capped there
+    # Now real garbage: cycles frozen alive, then dropped. The collection that frees them
+    # resets the threshold.
+    garbage = [Node() for _ in range(5_000)]
+    refs = [weakref.ref(n) for n in garbage[:10]]
+    policy.tick(quiet=False)  # frozen alive
+    del garbage
+    live.append(Node(b"\x01" * (130 * MB)))
+    policy.tick(quiet=False)
+    assert policy.tick(quiet=True) is True
+    assert all(r() is None for r in refs)
+    assert policy.last_full_freed >= 5_000
+    assert policy.quiet_growth == 32 * MB
+    assert policy.stats()["quiet_growth_mb"] == round(32 * MB / 1e6, 1)
+    assert all(node.me is node for node in live)
