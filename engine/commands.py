@@ -40,8 +40,11 @@ class CommandMsg(msgspec.Struct, frozen=True):
     actor: str  # claims.sub, for the audit trail
 
 
-class Outcome(msgspec.Struct, frozen=True):
-    """An actor's answer to a CommandMsg; stored in the journal's op table for retries."""
+class Outcome(msgspec.Struct, frozen=True, gc=False):
+    """An actor's answer to a CommandMsg; stored in the journal's op table for retries.
+
+    gc=False: plain data that can never be part of a reference cycle, and SKU pools keep
+    thousands of them (recent op outcomes): untracked, the cycle collector never walks them."""
 
     ok: bool
     result: dict[str, Any] = {}

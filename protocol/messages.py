@@ -99,7 +99,9 @@ class Snapshot(msgspec.Struct, tag="snapshot", tag_field="type", frozen=True):
     state: dict[str, Any]
 
 
-class Delta(msgspec.Struct, tag="delta", tag_field="type", frozen=True):
+class Delta(msgspec.Struct, tag="delta", tag_field="type", frozen=True, gc=False):
+    # gc=False: plain data, never in a reference cycle; topic histories keep tens of
+    # thousands of them, which the cycle collector then never walks (docs/architecture.md).
     topic: str
     epoch: str
     seq: int
