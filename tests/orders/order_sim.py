@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from hypothesis import strategies as st
 
 from actors.inventory import domain as inv
 from actors.inventory.events import StockConflict
@@ -28,6 +29,13 @@ INV_LOCATIONS = {
     k: inv.LocationInfo(k, k, pickup_enabled=s.pickup_enabled) for k, s in SITES.items()
 }
 PRICES = {"S1": 1000, "S2": 2500, "S3": 500}
+
+# A cart for the property tests: 1-3 lines over the world's SKUs.
+carts = st.lists(
+    st.fixed_dictionaries({"sku": st.sampled_from(sorted(PRICES)), "qty": st.integers(1, 4)}),
+    min_size=1,
+    max_size=3,
+)
 
 
 class World:

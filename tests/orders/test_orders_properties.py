@@ -10,16 +10,12 @@ from hypothesis import strategies as st
 from actors.orders import domain as od
 from actors.orders.routing import RoutingConfig
 from protocol.commands import HoldPlaceArgs
-from tests.orders.order_sim import PRICES, SITES, World
+from tests.orders.order_sim import PRICES, SITES, World, carts
 
 SKUS = sorted(PRICES)
 LOCS = sorted(SITES)
 
-cart = st.lists(
-    st.fixed_dictionaries({"sku": st.sampled_from(SKUS), "qty": st.integers(1, 4)}),
-    min_size=1,
-    max_size=3,
-)
+cart = carts
 destination = st.one_of(
     st.builds(lambda loc: {"pickup_location": loc}, st.sampled_from(LOCS)),
     st.just({"ship_to": {"address": "1 Main", "lat": 45.55, "lon": -122.7}}),

@@ -17,7 +17,7 @@ from actors.orders.events import AllocsReleased, SagaStarted
 from actors.orders.routing import RoutingConfig
 from protocol.commands import HoldPlaceArgs
 from protocol.orders import OrderCreateArgs
-from tests.orders.order_sim import PRICES, SITES, World
+from tests.orders.order_sim import PRICES, SITES, World, carts
 
 SHIP_TO_A = {"ship_to": {"address": "next to A", "lat": 45.52, "lon": -122.68}}
 
@@ -170,11 +170,7 @@ take = st.tuples(st.sampled_from(SKUS), st.sampled_from(LOCS), st.integers(1, 4)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     stock=st.fixed_dictionaries({(sku, loc): st.integers(0, 4) for sku in SKUS for loc in LOCS}),
-    cart=st.lists(
-        st.fixed_dictionaries({"sku": st.sampled_from(SKUS), "qty": st.integers(1, 4)}),
-        min_size=1,
-        max_size=3,
-    ),
+    cart=carts,
     dest=st.one_of(
         st.builds(lambda loc: {"pickup_location": loc}, st.sampled_from(LOCS)),
         st.just(SHIP_TO_A),
