@@ -1,11 +1,15 @@
 // The browser register: sign-in, scan/search, cart with live availability, cash sale,
 // pickup holds, this store's pickup queue (orders and holds), the ship-from-store picking
 // list, returns against an original order, and stock at the other stores (endless aisle).
-import { api, connect, OmnitillError } from "./omnitill.js";
+import { api, connect, newOpId, OmnitillError } from "./omnitill.js";
 import { bindBanner, clock, el, money, toast, toDate } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const SESSION_KEY = "omnitill.register.session";
+// Sale lines not yet acknowledged by the server, with their op_ids. In localStorage, so a
+// sale rung up offline survives a closed tab or a crashed browser: the next sign-in at this
+// store sends them again with the same op_ids, which the server applies exactly once.
+const OUTBOX_KEY = "omnitill.register.outbox";
 const toasts = $("toasts");
 
 // ---------------------------------------------------------------- session ----------
@@ -28,6 +32,53 @@ function registerId() {
   return id;
 }
 
+function outboxLoad() {
+  try { return JSON.parse(localStorage.getItem(OUTBOX_KEY)) || []; } catch { return []; }
+}
+
+function outboxAdd(entries) {
+  localStorage.setItem(OUTBOX_KEY, JSON.stringify([...outboxLoad(), ...entries]));
+}
+
+function outboxDrop(opId) {
+  localStorage.setItem(OUTBOX_KEY, JSON.stringify(outboxLoad().filter((e) => e.op_id !== opId)));
+}
+
+/** Send outbox entries (same op_ids, same args); each leaves the outbox once the server
+ * answered it (ack or reject). A closed connection (sign-out) leaves them for next time. */
+function sendQueued(entries) {
+  return Promise.allSettled(entries.map((e) =>
+    conn.command(e.name, e.args, { opId: e.op_id }).finally(() => outboxDrop(e.op_id))));
+}
+
+/** Show a sale in "Recent sales" and report how its lines settle. */
+async function trackSale(label, settledLines, offline) {
+  const status = el("span", { class: "muted" }, offline ? "saved, will sync when back online" : "syncing…");
+  $("recent").prepend(el("li", {}, el("span", { class: "grow" }, label), status));
+  refreshBanner();
+  const settled = await settledLines;
+  refreshBanner();
+  const failed = settled.filter((r) => r.status === "rejected");
+  status.textContent = failed.length ? `${failed.length} line(s) failed: ${failed[0].reason.message}` : "synced";
+  status.className = failed.length ? "msg-error" : "";
+  return failed;
+}
+
+/** At sign-in: the sales of this store that an earlier session could not sync. */
+function resumeOutbox() {
+  const mine = outboxLoad().filter((e) => e.args.location_id === session.location_id);
+  const bySale = new Map();
+  for (const e of mine) bySale.set(e.sale, [...(bySale.get(e.sale) || []), e]);
+  for (const entries of bySale.values()) {
+    const when = new Date(entries[0].at).toLocaleTimeString();
+    const items = entries.reduce((n, e) => n + e.args.qty, 0);
+    trackSale(`Sale from ${when} (restored): ${items} item(s)`, sendQueued(entries), false)
+      .then((failed) => {
+        if (failed.length) toast(toasts, `Restored sale: ${failed[0].reason.message}`, "error", 8000);
+      });
+  }
+}
+
 let session = null;
 let conn = null;
 let expiryTimer = null;
@@ -46,6 +97,11 @@ function showSignin(message = "") {
 }
 
 function signOut(message = "") {
+  const unsynced = session ? outboxLoad().filter((e) => e.args.location_id === session.location_id).length : 0;
+  if (unsynced) {
+    message = `${message} ${unsynced} sale line(s) not synced yet: they are kept on this register`
+      .trim() + " and sync at the next sign-in here.";
+  }
   sessionStorage.removeItem(SESSION_KEY);
   clearTimeout(expiryTimer);
   if (conn) { conn.close(); conn = null; }
@@ -154,6 +210,7 @@ async function start() {
   queueView = conn.subscribe(`location:${session.location_id}`);
   queueView.on(renderQueue);
   $("scan").focus();
+  resumeOutbox();
 
   try {
     const { items } = await call("/api/v1/locations");
@@ -372,15 +429,17 @@ $("tender-form").addEventListener("submit", async (ev) => {
   const offline = conn.state !== "live";
   const sold = lines.splice(0);
   const no = ++saleNo;
-  const status = el("span", { class: "muted" }, offline ? "saved, will sync when back online" : "syncing…");
-  $("recent").prepend(el("li", { dataset: { sale: String(no) } },
-    el("span", { class: "grow" }, `Sale ${no}: ${sold.reduce((s, l) => s + l.qty, 0)} item(s), ${money(total)} cash`),
-    status));
-  const results = Promise.allSettled(sold.map((l) => conn.command("stock.sale", {
-    sku: l.product.sku, location_id: session.location_id, qty: l.qty, register_id: registerId(),
-    ...(offline ? { offline_at: Date.now() / 1000 } : {}),
-  })));
-  refreshBanner();
+  const saleId = newOpId();
+  const queued = sold.map((l) => ({
+    op_id: newOpId(), sale: saleId, at: Date.now(), name: "stock.sale",
+    args: {
+      sku: l.product.sku, location_id: session.location_id, qty: l.qty, register_id: registerId(),
+      ...(offline ? { offline_at: Date.now() / 1000 } : {}),
+    },
+  }));
+  outboxAdd(queued);  // before sending: a closed tab cannot lose the sale
+  const label = `Sale ${no}: ${sold.reduce((s, l) => s + l.qty, 0)} item(s), ${money(total)} cash`;
+  const done = trackSale(label, sendQueued(queued), offline);
   for (const l of sold) { l.row.remove(); l.view.close(); }
   if (nearLine && sold.includes(nearLine)) { nearLine = null; renderNear(); }
   $("tendered").value = "";
@@ -389,11 +448,7 @@ $("tender-form").addEventListener("submit", async (ev) => {
   msg.textContent = `Sale ${no} complete. Change due ${money(tendered - total)}.`;
   $("scan").focus();
 
-  const settled = await results;
-  refreshBanner();
-  const failed = settled.filter((r) => r.status === "rejected");
-  status.textContent = failed.length ? `${failed.length} line(s) failed: ${failed[0].reason.message}` : "synced";
-  status.className = failed.length ? "msg-error" : "";
+  const failed = await done;
   if (failed.length) toast(toasts, `Sale ${no}: ${failed[0].reason.message}`, "error", 8000);
 });
 

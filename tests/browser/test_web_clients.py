@@ -283,6 +283,61 @@ def test_outage_marks_views_stale_and_restart_resumes(
             shot(page, artifacts, f"recovered-{name}")
 
 
+def test_offline_sale_survives_a_closed_tab(engine: Engine, browser: Browser, artifacts: Path) -> None:
+    """A sale rung up during an outage lives in the register's outbox (localStorage), not
+    only in the page: the tab is closed before the server is back, and the next sign-in at
+    that register sends it, exactly once."""
+    cashier = staff(engine, "cashier")
+    token = login(engine, cashier)
+    item = pick_sku(engine, token, min_here=2)
+    sku, n = item["sku"], item["available"]
+    outbox = "() => JSON.parse(localStorage.getItem('omnitill.register.outbox') || '[]')"
+
+    with pages(browser) as p:
+        device = browser.new_context(viewport={"width": 1280, "height": 900})  # one register
+        p.contexts.append(device)
+        reg = device.new_page()
+        reg.on("pageerror", lambda exc: p.errors.append(f"register: {exc}"))
+        reg.goto(engine.url + "/register")
+        sign_in(reg, cashier)
+        scan(reg, item["barcode"])
+        expect(cart_badge(reg, sku)).to_have_text(str(n))
+
+        engine.stop()
+        expect(reg.locator("#banner")).to_have_attribute("data-state", "offline", timeout=10_000)
+        reg.fill("#tendered", "1000")
+        reg.click("#complete")
+        expect(reg.locator("#recent li").first).to_contain_text("will sync when back online")
+        queued = reg.evaluate(outbox)
+        assert [(e["name"], e["args"]["sku"], e["args"]["qty"]) for e in queued] == [("stock.sale", sku, 1)]
+        assert queued[0]["args"]["offline_at"] > 0
+        shot(reg, artifacts, "outbox-sale-queued")
+        reg.click("#signout")  # the cashier is told the sale stays on this register
+        expect(reg.locator("#signin-msg")).to_contain_text(
+            "1 sale line(s) not synced yet: they are kept on this register"
+        )
+        reg.close()  # and the tab is gone before the server came back
+
+        engine.start()
+        assert available_here(engine, token, sku) == n  # nothing reached the server yet
+        reg = device.new_page()
+        reg.on("pageerror", lambda exc: p.errors.append(f"register (reopened): {exc}"))
+        reg.goto(engine.url + "/register")
+        sign_in(reg, cashier)
+        restored = reg.locator("#recent li").first
+        expect(restored).to_contain_text("(restored): 1 item(s)")
+        expect(restored).to_contain_text("synced", timeout=10_000)
+        assert available_here(engine, token, sku) == n - 1
+        assert reg.evaluate(outbox) == []
+        shot(reg, artifacts, "outbox-sale-restored")
+
+        # Signing in again sends nothing twice: the outbox is empty and the sale counted once.
+        reg.reload()
+        expect(reg.locator("#banner")).to_have_attribute("data-state", "live", timeout=10_000)
+        expect(reg.locator("#recent li")).to_have_count(0)
+        assert available_here(engine, token, sku) == n - 1
+
+
 def test_bad_input_gets_clear_messages(engine: Engine, browser: Browser, artifacts: Path) -> None:
     cashier = staff(engine, "cashier")
     token = login(engine, cashier)
