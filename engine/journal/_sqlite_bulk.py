@@ -29,6 +29,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ._group import Outcome
 from .base import AppendResult, Batch, Snapshot, VersionConflict
 
 __all__ = ["BULK_CACHE_STATEMENTS", "apply_group"]
@@ -36,7 +37,6 @@ __all__ = ["BULK_CACHE_STATEMENTS", "apply_group"]
 _MAX_CHUNK = 512  # rows per statement (x6 columns stays far below SQLite's 32,766 parameters)
 BULK_CACHE_STATEMENTS = 256  # the writer connection's statement cache (sqlite3's default: 128)
 
-Outcome = AppendResult | Exception | None
 
 
 def _chunks(rows: list[Any]) -> Iterator[list[Any]]:
