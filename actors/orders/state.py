@@ -373,7 +373,11 @@ def evolve(state: Order, event: Event) -> Order:
             state.lines[event.line_no - 1].returned += event.qty
             state.returns.append(event)
             state.refund_due_cents += event.refund_cents
-            if all(ln.returned == line_totals(state, ln.line_no)[0] for ln in state.lines):
+            # "returned" only once nothing is left to hand over: a partly picked-up order whose
+            # collected line comes back stays open for the line still waiting at the counter.
+            if all(
+                ln.returned == line_totals(state, ln.line_no)[0] for ln in state.lines
+            ) and not any(a.outstanding > 0 and a.state != "planned" for a in state.allocs.values()):
                 _set_status(state, "returned", event.at)
         case ExceptionRaised():
             state.exceptions[event.exception_id] = OrderException(

@@ -133,6 +133,36 @@ def test_ship_split_cart_commit_ship_deliver_return() -> None:
     w.check()
 
 
+def test_returning_the_collected_line_keeps_a_partial_pickup_open() -> None:
+    """Found by the lifecycle property: a partial pickup whose collected line came back was
+    marked "returned" (closed) while its other line still waited at the counter, so that
+    hold's later expiry was ignored and the pool and the order disagreed."""
+    w = World(STOCK)
+    oid, d = create(w)
+    assert d.rejection is None, d.rejection
+    o = w.orders[oid]
+    assert w.command("order.pickup", {"order_id": oid, "lines": [{"line": 1, "qty": 2}]}).rejection is None
+    assert o.status == "partially_picked_up"
+    d = w.command(
+        "order.return", {"order_id": oid, "location_id": "B", "lines": [{"line": 1, "qty": 2}]}
+    )
+    assert d.rejection is None, d.rejection
+    assert o.status == "partially_picked_up"  # line 2 is still held for the customer
+    w.check()
+    w.expire_all()  # the open hold expires: the order hears of it (it is still open)
+    w.check()
+    assert o.status != "returned"
+    # Everything collected and everything brought back: that closes an order as "returned".
+    oid2, _ = create(w)
+    o2 = w.orders[oid2]
+    assert w.command("order.pickup", {"order_id": oid2, "pickup_code": o2.pickup_code}).rejection is None
+    lines = [{"line": 1, "qty": 2}, {"line": 2, "qty": 1}]
+    d = w.command("order.return", {"order_id": oid2, "location_id": "A", "lines": lines})
+    assert d.rejection is None, d.rejection
+    assert o2.status == "returned"
+    w.check()
+
+
 def test_cancel_releases_everything_and_is_final() -> None:
     w = World(STOCK)
     oid, _ = create(w)
