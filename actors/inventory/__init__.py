@@ -30,6 +30,7 @@ from .domain import (
 )
 from .events import (
     Adjusted,
+    Allocated,
     CommitmentFulfilled,
     CommitmentReleased,
     Counted,
@@ -65,6 +66,7 @@ __all__ = [
     "CLOSED_KEEP",
     "INVENTORY_COMMAND_ARGS",
     "Adjusted",
+    "Allocated",
     "Balance",
     "Commitment",
     "CommitmentFulfilled",

@@ -68,6 +68,7 @@ from protocol.errors import ErrorCode
 
 from .events import (
     Adjusted,
+    Allocated,
     CommitmentFulfilled,
     CommitmentReleased,
     Counted,
@@ -500,32 +501,37 @@ def _place_hold(state: SkuPool, a: HoldPlaceArgs, ctx: Ctx) -> Decision:
     hold_id = derive_id("H", ctx.op_id)
     if hold_id in state.holds or hold_id in state.closed_holds:
         return _reject(ErrorCode.CONFLICT, "hold id already used; retry with a new op_id")
-    ev = HoldPlaced(
-        hold_id=hold_id,
-        location_id=a.location_id,
-        qty=a.qty,
-        expires_at=ctx.now + a.ttl_s,
-        placed_at=ctx.now,
-        ready_at=ctx.now + (info.pickup_lead_s if a.purpose == "pickup" else 0),
-        customer_ref=a.customer_ref,
-    )
+    ready_at = ctx.now + (info.pickup_lead_s if a.purpose == "pickup" else 0)
     result: dict[str, Any] = {
         "hold_id": hold_id,
         "sku": state.sku,
         "location_id": a.location_id,
         "qty": a.qty,
-        "expires_at": ev.expires_at,
-        "ready_at": ev.ready_at,
+        "expires_at": ctx.now + a.ttl_s,
+        "ready_at": ready_at,
         "available": available - a.qty,
     }
-    if a.commit_order_id is None:
-        return [ev], result
-    # Place-and-commit: the same two facts as hold.place then hold.commit, in one decision.
-    committed = HoldCommitted(
-        hold_id=hold_id, location_id=a.location_id, qty=a.qty, order_id=a.commit_order_id
+    if a.commit_order_id is not None:
+        # Place-and-commit: the units go to the order at once (one fact, no hold in between).
+        allocated = Allocated(
+            hold_id=hold_id,
+            location_id=a.location_id,
+            qty=a.qty,
+            order_id=a.commit_order_id,
+            placed_at=ctx.now,
+        )
+        result.update(order_id=a.commit_order_id, state="committed")
+        return [allocated], result
+    ev = HoldPlaced(
+        hold_id=hold_id,
+        location_id=a.location_id,
+        qty=a.qty,
+        expires_at=result["expires_at"],
+        placed_at=ctx.now,
+        ready_at=ready_at,
+        customer_ref=a.customer_ref,
     )
-    result.update(order_id=a.commit_order_id, state="committed")
-    return [ev, committed], result
+    return [ev], result
 
 
 def _live_hold(state: SkuPool, hold_id: str, now: float, *, overdue_ok: bool) -> Hold | Rejection:

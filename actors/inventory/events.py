@@ -17,6 +17,7 @@ from actors._codec import EventCodec
 
 __all__ = [
     "Adjusted",
+    "Allocated",
     "CommitmentFulfilled",
     "CommitmentReleased",
     "Counted",
@@ -137,6 +138,19 @@ class HoldCommitted(_Event, frozen=True):
     order_id: str
 
 
+class Allocated(_Event, frozen=True):
+    """Units committed to an order directly (`hold.place` with `commit_order_id`: a ship
+    allocation): `committed += qty`. One fact instead of `HoldPlaced` + `HoldCommitted`, with
+    no hold and no expiry in between; `hold_id` names the allocation (the same id a hold would
+    have had, so a late `hold.*` on it answers "committed")."""
+
+    hold_id: str
+    location_id: str
+    qty: int
+    order_id: str
+    placed_at: float
+
+
 class HoldPickedUp(_Event, frozen=True):
     """The customer collected the hold at the counter: `reserved -= qty`, `on_hand -= qty`."""
 
@@ -233,6 +247,7 @@ Event = (
     | HoldReleased
     | HoldExpired
     | HoldCommitted
+    | Allocated
     | HoldPickedUp
     | CommitmentFulfilled
     | CommitmentReleased

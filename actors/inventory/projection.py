@@ -25,6 +25,9 @@ MAX_CLOSED_REFS = 100_000
 class InventoryViews:
     def __init__(self) -> None:
         self.stock: dict[str, dict[str, dict[str, Any]]] = {}  # sku -> location -> balance
+        # sku -> location -> available, kept beside `stock` for routing (read on every order:
+        # building it per read cost ~3 % of an order's CPU). Read-only for everyone else.
+        self.available: dict[str, dict[str, int]] = {}
         self.versions: dict[str, int] = {}  # sku -> stream version
         self.locations: dict[str, dict[str, Any]] = {}  # location -> "sku:X"/"hold:H" -> value
         # Open hold/transfer id -> sku (for routing id-only commands), and -> (location,) /
@@ -48,11 +51,14 @@ class InventoryViews:
     ) -> None:
         self.versions[sku] = version
         balances = self.stock.setdefault(sku, {})
+        available = self.available.setdefault(sku, {})
         for loc, value in stock_changes.items():
             if value is None:
                 balances.pop(loc, None)
+                available.pop(loc, None)
             else:
                 balances[loc] = value
+                available[loc] = int(value.get("available", 0))
         self.apply_locations(sku, location_changes)
 
     def apply_locations(self, sku: str, location_changes: dict[str, dict[str, Any]]) -> None:

@@ -33,6 +33,7 @@ from protocol import ErrorCode
 
 from . import domain, views
 from .events import (
+    Allocated,
     Event,
     HoldCommitted,
     HoldExpired,
@@ -330,6 +331,9 @@ class SkuPoolActor(Actor):
                     event.transfer_id, self.sku, (event.from_location, event.to_location)
                 )
             elif isinstance(event, _HOLD_ENDS):
+                env.views.close_ref(event.hold_id)
+            elif type(event) is Allocated:  # never open: straight to the closed refs
+                env.views.remember_ref(event.hold_id, self.sku, (event.location_id,))
                 env.views.close_ref(event.hold_id)
             elif isinstance(event, _TRANSFER_ENDS):
                 env.views.close_ref(event.transfer_id)

@@ -15,6 +15,7 @@ import msgspec
 
 from .events import (
     Adjusted,
+    Allocated,
     CommitmentFulfilled,
     CommitmentReleased,
     Counted,
@@ -190,6 +191,8 @@ def _apply_balances(balances: dict[str, Balance], event: Event) -> None:
             bal = b(loc)
             bal.reserved -= qty
             bal.committed += qty
+        case Allocated(location_id=loc, qty=qty):
+            b(loc).committed += qty
         case HoldPickedUp(location_id=loc, qty=qty):
             bal = b(loc)
             bal.reserved -= qty
@@ -248,8 +251,9 @@ def evolve(state: SkuPool, event: Event) -> SkuPool:
         case HoldPickedUp():
             state.holds.pop(event.hold_id, None)
             _close(state.closed_holds, event.hold_id, "picked_up")
-        case HoldCommitted():
-            state.holds.pop(event.hold_id, None)
+        case HoldCommitted() | Allocated():
+            if type(event) is HoldCommitted:
+                state.holds.pop(event.hold_id, None)
             _close(state.closed_holds, event.hold_id, "committed")
             key = commitment_key(event.order_id, event.location_id)
             c = state.commitments.get(key)

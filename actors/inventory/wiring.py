@@ -23,6 +23,7 @@ from protocol.topics import LocationTopic, NearTopic, StockTopic, Topic
 
 from . import domain, views
 from .events import (
+    Allocated,
     Event,
     HoldCommitted,
     HoldExpired,
@@ -310,6 +311,9 @@ class InventoryWiring:
                     event.transfer_id, state.sku, (event.from_location, event.to_location)
                 )
             elif isinstance(event, HoldReleased | HoldExpired | HoldCommitted | HoldPickedUp):
+                self.views.close_ref(event.hold_id)
+            elif isinstance(event, Allocated):
+                self.views.remember_ref(event.hold_id, state.sku, (event.location_id,))
                 self.views.close_ref(event.hold_id)
             elif isinstance(event, TransferReceived | TransferCancelled):
                 self.views.close_ref(event.transfer_id)

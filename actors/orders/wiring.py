@@ -50,27 +50,22 @@ VIEW_CACHE = 20_000
 
 
 class _Availability(Mapping[str, Mapping[str, int]]):
-    """sku -> location -> available, read lazily from the inventory read model."""
+    """sku -> location -> available: the inventory read model's own map, read-only."""
 
-    def __init__(self, stock: dict[str, dict[str, dict[str, Any]]]) -> None:
-        self._stock = stock
-        self._seen: dict[str, dict[str, int]] = {}  # one decision reads a SKU many times
+    def __init__(self, available: dict[str, dict[str, int]]) -> None:
+        self._available = available
 
     def __getitem__(self, sku: str) -> Mapping[str, int]:
-        found = self._seen.get(sku)
-        if found is not None:
-            return found
-        balances = self._stock.get(sku)
-        if balances is None:
-            raise KeyError(sku)
-        found = self._seen[sku] = {loc: int(b.get("available", 0)) for loc, b in balances.items()}
-        return found
+        return self._available[sku]
+
+    def get(self, sku: str, default: Any = None) -> Any:  # type: ignore[override]
+        return self._available.get(sku, default)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._stock)
+        return iter(self._available)
 
     def __len__(self) -> int:
-        return len(self._stock)
+        return len(self._available)
 
 
 class _Prices(Mapping[str, int]):
@@ -147,7 +142,7 @@ class OrdersWiring:
             payload_hash=phash,
             sites=self.sites(),
             curbside=self._curbside,
-            availability=_Availability(inventory.views.stock),
+            availability=_Availability(inventory.views.available),
             prices=_Prices(self.engine),
             policy=self.policy,
         )
