@@ -58,7 +58,7 @@ class _Availability(Mapping[str, Mapping[str, int]]):
     def __getitem__(self, sku: str) -> Mapping[str, int]:
         return self._available[sku]
 
-    def get(self, sku: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, sku: str, default: Any = None) -> Any:
         return self._available.get(sku, default)
 
     def __iter__(self) -> Iterator[str]:
