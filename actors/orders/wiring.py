@@ -29,14 +29,15 @@ import msgspec
 from actors.inventory.events import Event as PoolEvent
 from actors.inventory.events import HoldExpired, StockConflict
 from engine.commands import CommandMsg, CommandSpec, payload_hash
+from engine.journal import streams_with_prefix
 from protocol import ErrorCode, ProtocolError
 from protocol.orders import ORDER_COMMAND_ARGS, OrderCreateArgs, OrderReturnArgs
 from protocol.topics import OrderTopic, Topic
 
 from . import domain, views
-from .events import Event
+from .events import Event, decode_event
 from .routing import RoutingConfig, Site
-from .shell import OrderActor, OrderEnv, OrderQuery, load_order
+from .shell import OrderActor, OrderEnv, OrderQuery
 from .webhooks import WebhookActor, Webhooks
 
 if TYPE_CHECKING:
@@ -204,11 +205,14 @@ class OrdersWiring:
             self.pickup_of.pop(state.order_id, None)
 
     async def rebuild_queues(self) -> int:
-        """At start-up: pickup-queue and picking-list entries of open orders (scans order
-        streams)."""
+        """At start-up: pickup-queue and picking-list entries of open orders. Every order
+        stream is replayed, in pages of events across streams (one read per page, not per
+        order: 26,500 orders took 2.8 s one read each)."""
         n = 0
-        for stream in await self.engine.journal.list_streams("order:"):
-            state = await load_order(self.engine.journal, stream[6:])
+        async for stream, stored in streams_with_prefix(self.engine.journal, "order:"):
+            state = domain.initial(stream[6:])
+            for item in stored:
+                domain.evolve(state, decode_event(item.data))
             if state.status in domain.OPEN_STATUSES:
                 self._publish_queue(state)
                 n += 1
@@ -216,7 +220,7 @@ class OrdersWiring:
 
     async def startup(self) -> None:
         n = await self.rebuild_queues()
-        log.info("orders: %d open pickup orders in the queues", n)
+        log.info("orders: %d open orders in the pickup queues and picking lists", n)
 
     # --- inventory hook -------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from .base import (
     StoredEvent,
     Timer,
     VersionConflict,
+    streams_with_prefix,
 )
 from .memory import MemoryJournal, MemoryStore
 from .sqlite import SqliteJournal
@@ -39,4 +40,5 @@ __all__ = [
     "StoredEvent",
     "Timer",
     "VersionConflict",
+    "streams_with_prefix",
 ]

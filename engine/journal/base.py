@@ -11,7 +11,7 @@ transaction, and every caller is answered only after that transaction committed 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -28,6 +28,7 @@ __all__ = [
     "StoredEvent",
     "Timer",
     "VersionConflict",
+    "streams_with_prefix",
 ]
 
 
@@ -175,8 +176,39 @@ class Journal(Protocol):
         """Names of streams starting with `prefix`, sorted (used at start-up by read models)."""
         ...
 
+    async def read_prefix(
+        self, prefix: str, after: tuple[str, int] = ("", 0), limit: int = 1000
+    ) -> list[StoredEvent]:
+        """Events of every stream starting with `prefix`, ordered by (stream, version), from
+        just after the position `after` = (stream, version) on: one page of a scan that
+        rebuilds many small streams at start-up without a read per stream."""
+        ...
+
     def stats(self) -> dict[str, Any]:
         """Writer metrics for the ops dashboard: commits, batches, events, group sizes,
         commit latency histogram (`commit_ms_buckets`: cumulative [(le_ms, count)], last le inf).
         """
         ...
+
+
+async def streams_with_prefix(
+    journal: Journal, prefix: str, page: int = 5000
+) -> AsyncIterator[tuple[str, list[StoredEvent]]]:
+    """Every stream starting with `prefix` with all its events, in stream order, read in pages
+    of `page` events (a stream may span pages: it is yielded once, whole)."""
+    after = ("", 0)
+    stream = ""
+    events: list[StoredEvent] = []
+    while True:
+        rows = await journal.read_prefix(prefix, after, page)
+        for row in rows:
+            if row.stream != stream:
+                if events:
+                    yield stream, events
+                stream, events = row.stream, []
+            events.append(row)
+        if len(rows) < page:
+            break
+        after = (rows[-1].stream, rows[-1].version)
+    if events:
+        yield stream, events

@@ -177,6 +177,20 @@ class MemoryJournal(GroupCommitJournal):
             out.append(name)
         return out
 
+    async def read_prefix(
+        self, prefix: str, after: tuple[str, int] = ("", 0), limit: int = 1000
+    ) -> list[StoredEvent]:
+        out: list[StoredEvent] = []
+        for name in await self.list_streams(prefix):
+            if name < after[0]:
+                continue
+            for e in self.store.by_stream[name]:
+                if (name, e.version) > after:
+                    out.append(e)
+                    if len(out) >= limit:
+                        return out
+        return out
+
     def stats(self) -> dict[str, Any]:
         out = super().stats()
         out["store"] = "memory"

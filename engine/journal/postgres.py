@@ -499,6 +499,15 @@ class PostgresJournal(GroupCommitJournal):
         result: list[str] = await self._read(_q_list_streams, prefix, _prefix_upper(prefix))
         return result
 
+    async def read_prefix(
+        self, prefix: str, after: tuple[str, int] = ("", 0), limit: int = 1000
+    ) -> list[StoredEvent]:
+        lower = max(after, (prefix, 0))
+        result: list[StoredEvent] = await self._read(
+            _q_read_prefix, lower, _prefix_upper(prefix), limit
+        )
+        return result
+
     # --- introspection (tests, ops) ---------------------------------------------------------
 
     async def applied_migrations(self) -> list[int]:
@@ -573,6 +582,18 @@ async def _q_read(
         f"SELECT {_EVENT_COLS} FROM events WHERE stream = $1 AND version >= $2"
         " ORDER BY version LIMIT $3",
         stream, from_version, limit,  # LIMIT NULL = no limit
+    )
+    return [_event(r) for r in rows]
+
+
+async def _q_read_prefix(
+    pool: asyncpg.Pool, lower: tuple[str, int], upper: str | None, limit: int
+) -> list[StoredEvent]:
+    # A range scan of the (stream, version) unique index, resumed after the last row seen.
+    rows = await pool.fetch(
+        f"SELECT {_EVENT_COLS} FROM events WHERE (stream, version) > ($1, $2)"
+        " AND ($3::text IS NULL OR stream < $3) ORDER BY stream, version LIMIT $4",
+        lower[0], lower[1], upper, limit,
     )
     return [_event(r) for r in rows]
 

@@ -476,6 +476,24 @@ class SqliteJournal(GroupCommitJournal):
 
         return await self._read(q)
 
+    async def read_prefix(
+        self, prefix: str, after: tuple[str, int] = ("", 0), limit: int = 1000
+    ) -> list[StoredEvent]:
+        upper = _prefix_upper(prefix)
+        lower = max(after, (prefix, 0))
+
+        def q(conn: sqlite3.Connection) -> list[StoredEvent]:
+            # One range scan of the (stream, version) index, resumed after the last row seen.
+            bound = "" if upper is None else " AND stream < ?"
+            rows = conn.execute(
+                f"SELECT {_EVENT_COLS} FROM events WHERE (stream, version) > (?, ?){bound}"
+                " ORDER BY stream, version LIMIT ?",
+                (*lower, *(() if upper is None else (upper,)), limit),
+            ).fetchall()
+            return [_event(r) for r in rows]
+
+        return await self._read(q)
+
     # --- introspection (tests, ops) ---------------------------------------------------------
 
     async def pragma(self, name: str) -> Any:

@@ -19,6 +19,7 @@ from engine.journal import (
     StoredEvent,
     Timer,
     VersionConflict,
+    streams_with_prefix,
 )
 
 
@@ -266,6 +267,31 @@ async def test_list_streams_by_prefix(journal: Journal) -> None:
                                                "loc:\U0010ffff", "loc;"]
     assert await journal.list_streams("") == sorted(names)
     assert await journal.list_streams("zzz") == []
+
+
+async def test_read_prefix_pages_through_streams_in_order(journal: Journal) -> None:
+    names = ["loc:2", "loc:10", "loc:1", "sku:1", "lob", "loc", "loc:\U0010ffff", "loc;"]
+    for i, name in enumerate(names):
+        await journal.append(Batch(name, 0, events=evs(*[f"{name}-{k}" for k in range(i % 3 + 1)])))
+    v = await journal.stream_version("loc:1")
+    await journal.append(Batch("loc:1", v, events=evs("late")))  # appended after the others
+    want = [(e.stream, e.version) for n in sorted(names) if n.startswith("loc:")
+            for e in await journal.read(n)]
+    got = await journal.read_prefix("loc:", limit=100)
+    assert [(e.stream, e.version) for e in got] == want
+    assert got[0].data and got[0].type  # whole events, not just positions
+    # Paging: resume after the last row of the previous page; pages of 2 give the same rows.
+    paged: list[tuple[str, int]] = []
+    after = ("", 0)
+    while page := await journal.read_prefix("loc:", after, 2):
+        paged += [(e.stream, e.version) for e in page]
+        after = (page[-1].stream, page[-1].version)
+    assert paged == want
+    assert await journal.read_prefix("zzz") == []
+    # The helper yields each stream once, whole, even across page boundaries.
+    whole = [(s, [e.version for e in evs_]) async for s, evs_ in streams_with_prefix(journal, "loc:", 3)]
+    assert whole == [(n, [e.version for e in await journal.read(n)])
+                     for n in sorted(names) if n.startswith("loc:")]
 
 
 # --- concurrency and grouping -------------------------------------------------------------------

@@ -90,3 +90,32 @@ async def test_steps_fall_back_when_a_callback_ask_fails(engine: Engine, refusal
     assert len(refused) == 2  # both holds went through the fallback
     for sku in skus:
         assert bal(engine, sku, store)["reserved"] == before[sku] + 1
+
+
+async def test_pickup_queues_and_picking_lists_are_rebuilt_after_a_restart(
+    data_dir: Any,
+) -> None:
+    """Start-up replays every order stream (paged across streams, `streams_with_prefix`) and
+    puts the open ones back: a pickup order in its store's queue, a ship order on the picking
+    list of the location it ships from; a cancelled one nowhere."""
+    from tests.inventory_e2e.test_e2e_durability import running_engine
+
+    async with running_engine(data_dir) as engine:
+        store, (s1, s2) = stocked_at(engine, 2, 2)
+        pickup = await _create(engine, "rq-pickup", {"lines": [{"sku": s1, "qty": 1}], "pickup_location": store})
+        gone = await _create(engine, "rq-gone", {"lines": [{"sku": s2, "qty": 1}], "pickup_location": store})
+        await engine.dispatcher.execute(CLAIMS, "rq-cancel", "order.cancel", {"order_id": gone["order_id"]})
+        ship = await _create(
+            engine, "rq-ship",
+            {"lines": [{"sku": s2, "qty": 1}], "ship_to": {"address": "1 Main", "lat": 45.52, "lon": -122.68}},
+        )
+        before = {loc: dict(v) for loc, v in engine.inventory.views.locations.items()}  # type: ignore[attr-defined]
+    async with running_engine(data_dir) as engine:
+        after = engine.inventory.views.locations  # type: ignore[attr-defined]
+        assert f"order:{pickup['order_id']}" in after[store]
+        assert all(f"order:{gone['order_id']}" not in v for v in after.values())
+        ship_locs = [loc for loc, v in after.items() if f"ship:{ship['order_id']}" in v]
+        assert len(ship_locs) == 1
+        for loc, view in before.items():  # the same entries as before the restart
+            keys = {k for k in view if k.startswith(("order:", "ship:"))}
+            assert keys == {k for k in after.get(loc, {}) if k.startswith(("order:", "ship:"))}
