@@ -54,12 +54,19 @@ def _sql_cache(head: str, width: int, tail: str = "") -> dict[int, str]:
     return {n: f"{head} VALUES {','.join([group] * n)}{tail}" for n in sizes}
 
 
-_EVENTS_SQL = _sql_cache("INSERT INTO events (global_pos, stream, version, type, data, ts)", 6)
+# OR ROLLBACK: a refused row ends the whole transaction (the per-job path then finds whose it
+# was), so SQLite keeps no statement journal -- a copy of every page a multi-row INSERT changes,
+# kept only to undo that one statement -- for these statements.
+_EVENTS_SQL = _sql_cache(
+    "INSERT OR ROLLBACK INTO events (global_pos, stream, version, type, data, ts)", 6
+)
 _STREAMS_SQL = _sql_cache(
-    "INSERT INTO streams (stream, version)", 2,
+    "INSERT OR ROLLBACK INTO streams (stream, version)", 2,
     " ON CONFLICT (stream) DO UPDATE SET version = excluded.version",
 )
-_OPS_SQL = _sql_cache("INSERT INTO ops (op_id, stream, payload_hash, ok, result, ts)", 6)
+_OPS_SQL = _sql_cache(
+    "INSERT OR ROLLBACK INTO ops (op_id, stream, payload_hash, ok, result, ts)", 6
+)
 _TIMERS_SET_SQL = _sql_cache("INSERT OR REPLACE INTO timers (actor_key, timer_id, due_at, payload)", 4)
 _TIMERS_CLEAR_SQL = {
     n: "DELETE FROM timers WHERE (actor_key, timer_id) IN (VALUES "
@@ -100,7 +107,8 @@ def apply_group(
     try:
         outcomes = _apply(conn, ops, streams, ts)
         if outcomes is None:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # (OR ROLLBACK statements have ended it already)
+                conn.execute("ROLLBACK")
             return None
     except BaseException:
         if conn.in_transaction:

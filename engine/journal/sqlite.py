@@ -273,6 +273,11 @@ class SqliteJournal(GroupCommitJournal):
             cached_statements=BULK_CACHE_STATEMENTS,
         )
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        # Temporary files in memory: a multi-row INSERT inside a transaction keeps a statement
+        # journal (the pages it changes, to undo just that statement), and with the default
+        # (files) that was an open, a pwrite per page and an unlink on the event loop's thread
+        # for every group: ~8,000 pwrites per 3 s of the orders benchmark.
+        conn.execute("PRAGMA temp_store = MEMORY")
         return conn
 
     # --- writes (group commit) --------------------------------------------------------------
