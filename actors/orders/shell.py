@@ -194,8 +194,10 @@ class OrderActor(Actor):
     async def on_start(self) -> None:
         # Nothing read yet: the first message decides (see `_ensure_loaded`). A create -- the
         # first message of almost every order actor -- skips the read (`_create_unread`).
-        # Also called again by a cluster owner whose lease lapsed: forget what we knew.
-        self.state = domain.initial(self.order_id)
+        # Also called again by a cluster owner whose lease lapsed: forget what we knew. (A
+        # fresh actor's state is `initial` already: one Order less per new order.)
+        if self.loaded or self.state.version:
+            self.state = domain.initial(self.order_id)
         self.loaded = False
 
     async def _ensure_loaded(self) -> None:
