@@ -158,17 +158,22 @@ class OrdersWiring:
         self.cache[state.order_id] = (state.version, view)
         while len(self.cache) > VIEW_CACHE:
             self.cache.popitem(last=False)
-        changes = views.view_changes(old[1] if old else None, view)
-        engine.bus.publish(
-            name,
-            changes,
-            epoch=engine.journal.epoch,
-            from_seq=state.version - len(events) + 1,
-            seq=state.version,
-        )
+        # An order topic nobody subscribed to (almost every order's) is not created by publishing
+        # into it: its history would only be kept for a resume that cannot come, and a late
+        # subscriber gets a snapshot of the cached view at its version, as from a forgotten
+        # idle topic. (On a cluster the relay serves other nodes' subscribers: always publish.)
+        if engine.cluster is not None or engine.bus.has_topic(name):
+            engine.bus.publish(
+                name,
+                views.view_changes(old[1] if old else None, view),
+                epoch=engine.journal.epoch,
+                from_seq=state.version - len(events) + 1,
+                seq=state.version,
+            )
         self._publish_queue(state)
         status_changed = old is None or old[1]["status"] != view["status"]
-        if state.status != "pending" and (status_changed or "exceptions" in changes):
+        exceptions_changed = old is None or old[1]["exceptions"] != view["exceptions"]
+        if state.status != "pending" and (status_changed or exceptions_changed):
             self.webhooks.emit(
                 "order.updated",
                 {

@@ -98,6 +98,10 @@ class LocalBus:
                     self._drop(next(iter(idle)))  # never `name`: it is the newest
         return state
 
+    def has_topic(self, name: str) -> bool:
+        """Whether `name` exists on this node: subscribed to, or published to and not forgotten."""
+        return name in self._topics
+
     def position(self, name: str) -> Position:
         state = self._topics.get(name)
         if state is None:

@@ -119,3 +119,25 @@ async def test_pickup_queues_and_picking_lists_are_rebuilt_after_a_restart(
         for loc, view in before.items():  # the same entries as before the restart
             keys = {k for k in view if k.startswith(("order:", "ship:"))}
             assert keys == {k for k in after.get(loc, {}) if k.startswith(("order:", "ship:"))}
+
+
+async def test_unwatched_order_topic_is_created_by_its_first_subscriber(engine: Engine) -> None:
+    """An order nobody watches publishes nothing (no topic, no history kept); a subscriber
+    that comes later gets the cached view at the order's version, then live deltas."""
+    from clients.python import open_client
+    from tests.conftest import ws_url
+    from tests.gateway.helpers import token
+
+    store, (sku,) = stocked_at(engine, 1, 2)
+    created = await _create(engine, "watch-1", {"lines": [{"sku": sku, "qty": 1}], "pickup_location": store})
+    oid = created["order_id"]
+    await engine.dispatcher.execute(CLAIMS, "watch-2", "order.pick", {"order_id": oid})
+    assert not engine.bus.has_topic(f"order:{oid}")
+    async with open_client(ws_url(engine), token(engine, "admin")) as c:
+        view = await c.subscribe(f"order:{oid}")
+        version = engine.orders.cache[oid][0]  # type: ignore[attr-defined]
+        assert view.seq == version and view.state["status"] == "picking"
+        assert engine.bus.has_topic(f"order:{oid}")
+        await engine.dispatcher.execute(CLAIMS, "watch-3", "order.ready", {"order_id": oid})
+        await view.wait_for(lambda s: s["status"] == "ready")
+        assert view.seq == engine.orders.cache[oid][0] > version  # type: ignore[attr-defined]
