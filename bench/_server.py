@@ -95,7 +95,7 @@ class OmnitillServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120.0) -> None:
-        env = dict(os.environ, OMNITILL_LOG_LEVEL="WARNING", **self.env)
+        env = {**os.environ, "OMNITILL_LOG_LEVEL": "WARNING", **self.env}  # self.env wins
         cmd = [str(VENV_BIN / "omnitill"), "serve", "--data-dir", str(self.data_dir),
                "--port", str(self.port), "--demo", self.demo]
         if self.patches:
