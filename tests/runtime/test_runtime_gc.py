@@ -53,7 +53,7 @@ def test_a_tick_frees_dead_young_cycles_and_freezes_survivors() -> None:
 
 
 def test_a_cycle_frozen_alive_is_freed_by_the_quiet_full_collection() -> None:
-    policy = GcPolicy(quiet_growth=32 * MB, full_growth=100.0, full_min_growth=1 << 40)
+    policy = GcPolicy(quiet_growth=32 * MB, full_growth=100.0, full_min_growth=1 << 40, quiet_ticks=1)
     policy.start()
     late = Node(b"\x01" * (48 * MB))  # resident: the process grew
     late_ref = weakref.ref(late)
@@ -71,7 +71,7 @@ def test_a_cycle_frozen_alive_is_freed_by_the_quiet_full_collection() -> None:
 
 def test_under_load_a_full_collection_comes_once_the_process_grew_enough() -> None:
     before = resident_bytes()
-    policy = GcPolicy(quiet_growth=1 << 40, full_growth=0.0, full_min_growth=64 * MB)
+    policy = GcPolicy(quiet_growth=1 << 40, full_growth=0.0, full_min_growth=64 * MB, quiet_ticks=1)
     policy.start()
     late = Node()
     late_ref = weakref.ref(late)
@@ -99,7 +99,7 @@ def test_quiet_full_collections_back_off_while_they_find_no_garbage() -> None:
     # that found a few hundred unreachable objects: each unproductive one doubles the growth
     # the next quiet one waits for; a productive one resets it.
     policy = GcPolicy(quiet_growth=32 * MB, full_growth=100.0, full_min_growth=1 << 40,
-                      productive_objects=1_000, max_quiet_growth=128 * MB)
+                      quiet_ticks=1, productive_objects=1_000, max_quiet_growth=128 * MB)
     policy.start()
     live = [Node(b"\x01" * (40 * MB))]  # growth that is not garbage
     policy.tick(quiet=False)
@@ -127,3 +127,19 @@ def test_quiet_full_collections_back_off_while_they_find_no_garbage() -> None:
     assert policy.quiet_growth == 32 * MB
     assert policy.stats()["quiet_growth_mb"] == round(32 * MB / 1e6, 1)
     assert all(node.me is node for node in live)
+
+
+def test_the_quiet_full_collection_waits_for_a_lull_not_a_pause() -> None:
+    """A second of quiet between two bursts is not a lull: the quiet full collection needs
+    `quiet_ticks` quiet ticks in a row, and any activity starts the count again."""
+    policy = GcPolicy(quiet_growth=32 * MB, full_growth=100.0, full_min_growth=1 << 40, quiet_ticks=3)
+    policy.start()
+    grown = Node(b"\x01" * (48 * MB))  # resident: the process grew
+    assert policy.tick(quiet=True) is False
+    assert policy.tick(quiet=True) is False
+    assert policy.tick(quiet=False) is False  # activity: the count starts again
+    assert policy.tick(quiet=True) is False
+    assert policy.tick(quiet=True) is False
+    assert policy.tick(quiet=True) is True  # three quiet seconds in a row
+    assert policy.full_collections == 2
+    del grown
