@@ -90,9 +90,13 @@ class InventoryViews:
         if locations:
             self.ref_locations[ref_id] = locations
 
-    def remember_closed_ref(self, ref_id: str, sku: str) -> None:
+    def remember_closed_ref(
+        self, ref_id: str, sku: str, locations: tuple[str, ...] = ()
+    ) -> None:
+        """A hold/transfer id that is finished already (replayed, or an `Allocated` id that was
+        never open): straight to the closed refs."""
         if ref_id not in self.refs:
-            self.refs[ref_id] = sku
+            self.remember_ref(ref_id, sku, locations)
             self.close_ref(ref_id)
 
     def close_ref(self, ref_id: str) -> None:

@@ -332,9 +332,8 @@ class SkuPoolActor(Actor):
                 )
             elif isinstance(event, _HOLD_ENDS):
                 env.views.close_ref(event.hold_id)
-            elif type(event) is Allocated:  # never open: straight to the closed refs
-                env.views.remember_ref(event.hold_id, self.sku, (event.location_id,))
-                env.views.close_ref(event.hold_id)
+            elif type(event) is Allocated:
+                env.views.remember_closed_ref(event.hold_id, self.sku, (event.location_id,))
             elif isinstance(event, _TRANSFER_ENDS):
                 env.views.close_ref(event.transfer_id)
         env.views.apply(self.sku, state.version, stock, by_location)

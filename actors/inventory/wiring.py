@@ -313,8 +313,7 @@ class InventoryWiring:
             elif isinstance(event, HoldReleased | HoldExpired | HoldCommitted | HoldPickedUp):
                 self.views.close_ref(event.hold_id)
             elif isinstance(event, Allocated):
-                self.views.remember_ref(event.hold_id, state.sku, (event.location_id,))
-                self.views.close_ref(event.hold_id)
+                self.views.remember_closed_ref(event.hold_id, state.sku, (event.location_id,))
             elif isinstance(event, TransferReceived | TransferCancelled):
                 self.views.close_ref(event.transfer_id)
         self.views.apply_locations(state.sku, by_location)

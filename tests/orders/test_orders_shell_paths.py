@@ -141,3 +141,19 @@ async def test_unwatched_order_topic_is_created_by_its_first_subscriber(engine: 
         await engine.dispatcher.execute(CLAIMS, "watch-3", "order.ready", {"order_id": oid})
         await view.wait_for(lambda s: s["status"] == "ready")
         assert view.seq == engine.orders.cache[oid][0] > version  # type: ignore[attr-defined]
+
+
+async def test_a_late_hold_command_on_a_ship_allocation_reaches_its_pool(engine: Engine) -> None:
+    """A ship allocation is one `Allocated` fact, never an open hold: its id still routes to
+    its SKU pool (the finished refs), which answers `conflict` with state `committed`."""
+    store, (sku,) = stocked_at(engine, 1, 2)
+    created = await _create(
+        engine, "alloc-1",
+        {"lines": [{"sku": sku, "qty": 1}], "ship_to": {"address": "1 Main", "lat": 45.52, "lon": -122.68}},
+    )
+    view = engine.orders.cache[created["order_id"]][1]  # type: ignore[attr-defined]
+    (alloc,) = view["lines"][0]["allocations"]
+    assert alloc["state"] == "committed" and alloc["hold_id"]
+    with pytest.raises(ProtocolError) as exc:
+        await engine.dispatcher.execute(CLAIMS, "alloc-2", "hold.release", {"hold_id": alloc["hold_id"]})
+    assert exc.value.code == "conflict" and exc.value.details["state"] == "committed"
