@@ -146,7 +146,7 @@ async def test_unwatched_order_topic_is_created_by_its_first_subscriber(engine: 
 async def test_a_late_hold_command_on_a_ship_allocation_reaches_its_pool(engine: Engine) -> None:
     """A ship allocation is one `Allocated` fact, never an open hold: its id still routes to
     its SKU pool (the finished refs), which answers `conflict` with state `committed`."""
-    store, (sku,) = stocked_at(engine, 1, 2)
+    _store, (sku,) = stocked_at(engine, 1, 2)
     created = await _create(
         engine, "alloc-1",
         {"lines": [{"sku": sku, "qty": 1}], "ship_to": {"address": "1 Main", "lat": 45.52, "lon": -122.68}},
