@@ -81,6 +81,10 @@ log = logging.getLogger("omnitill.orders")
 
 SAGA_TIMER = "saga"
 SAGA_RETRY_S = 5.0
+# An open order with nothing due keeps its timer row, parked here (9999-12-31): the timers
+# table is then the index of open orders that start-up reads (`list_timers("order:")`)
+# instead of every order stream ever written. It never fires; closing the order clears it.
+PARKED_DUE = 253402300799.0
 STEP_TRIES = 4
 RECENT_OPS = 64
 _outcome_enc = msgspec.msgpack.Encoder()
@@ -533,6 +537,7 @@ class OrderActor(Actor):
         """
         state = self.state
         before = state.version
+        was_open = state.status == "new" or state.status in domain.OPEN_STATUSES
         for e in events:
             domain.evolve(state, e)
         outcome = _outcome(op[2], state) if op is not None else Outcome(ok=True)
@@ -547,12 +552,22 @@ class OrderActor(Actor):
                     result=_outcome_enc.encode(outcome),
                 )
             )
+        # One timer row per order: due soon while a saga runs (crash recovery), parked while
+        # the order is open with nothing due, gone once it is closed.
         timers_set: list[Timer] = []
+        timers_cleared: list[tuple[str, str]] = []
+        is_open = state.status in domain.OPEN_STATUSES
         if any(isinstance(e, SagaStarted) for e in events) and not clear_timer:
             due = time.time() + SAGA_RETRY_S
             timers_set.append(
                 Timer(timer_id=SAGA_TIMER, actor_key=self.stream, due_at=due, payload=b"saga")
             )
+        elif clear_timer and is_open:
+            timers_set.append(
+                Timer(timer_id=SAGA_TIMER, actor_key=self.stream, due_at=PARKED_DUE, payload=b"open")
+            )
+        elif clear_timer or (was_open and not is_open and events and state.pending is None):
+            timers_cleared.append((self.stream, SAGA_TIMER))
         if not events and not ops and not clear_timer:
             return outcome
         batch = Batch(
@@ -561,7 +576,7 @@ class OrderActor(Actor):
             events=[encode_event(e) for e in events],
             ops=ops,
             timers_set=timers_set,
-            timers_cleared=[(self.stream, SAGA_TIMER)] if clear_timer else [],
+            timers_cleared=timers_cleared,
         )
         try:
             await self.env.journal.append(batch)
@@ -576,7 +591,7 @@ class OrderActor(Actor):
             self.recent[op[0]] = (op[1], outcome)
             while len(self.recent) > RECENT_OPS:
                 self.recent.popitem(last=False)
-        if timers_set:
+        if timers_set and timers_set[0].due_at < PARKED_DUE:
             self.env.on_timer(timers_set[0].due_at)
         if events:
             self.env.on_commit(state, events)

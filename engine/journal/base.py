@@ -166,6 +166,12 @@ class Journal(Protocol):
         """The earliest due_at of any timer, or None."""
         ...
 
+    async def list_timers(self, prefix: str) -> list[Timer]:
+        """Every timer whose actor key starts with `prefix`, by (actor_key, timer_id). Start-up
+        uses it as an index: an open order keeps a timer row (parked far in the future when
+        nothing is due), so the open orders are found without reading every order stream."""
+        ...
+
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """Store the stream's snapshot; an older version never replaces a newer one."""
         ...
@@ -182,6 +188,11 @@ class Journal(Protocol):
         """Events of every stream starting with `prefix`, ordered by (stream, version), from
         just after the position `after` = (stream, version) on: one page of a scan that
         rebuilds many small streams at start-up without a read per stream."""
+        ...
+
+    async def read_streams(self, streams: Sequence[str]) -> list[StoredEvent]:
+        """Every event of the named streams, ordered by (stream, version): one query for many
+        small streams (start-up reads the open orders this way, a few hundred per call)."""
         ...
 
     def stats(self) -> dict[str, Any]:

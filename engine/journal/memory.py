@@ -162,6 +162,10 @@ class MemoryJournal(GroupCommitJournal):
         await self._checkpoint()
         return min((t.due_at for t in self.store.timers.values()), default=None)
 
+    async def list_timers(self, prefix: str) -> list[Timer]:
+        await self._checkpoint()
+        return [self.store.timers[k] for k in sorted(self.store.timers) if k[0].startswith(prefix)]
+
     async def load_snapshot(self, stream: str) -> Snapshot | None:
         await self._checkpoint()
         return self.store.snapshots.get(stream)
@@ -176,6 +180,10 @@ class MemoryJournal(GroupCommitJournal):
                 break
             out.append(name)
         return out
+
+    async def read_streams(self, streams: Sequence[str]) -> list[StoredEvent]:
+        await self._checkpoint()
+        return [e for name in sorted(set(streams)) for e in self.store.by_stream.get(name, ())]
 
     async def read_prefix(
         self, prefix: str, after: tuple[str, int] = ("", 0), limit: int = 1000

@@ -491,12 +491,20 @@ class PostgresJournal(GroupCommitJournal):
         result: float | None = await self._read(_q_next_timer_due)
         return result
 
+    async def list_timers(self, prefix: str) -> list[Timer]:
+        result: list[Timer] = await self._read(_q_list_timers, prefix, _prefix_upper(prefix))
+        return result
+
     async def load_snapshot(self, stream: str) -> Snapshot | None:
         result: Snapshot | None = await self._read(_q_load_snapshot, stream)
         return result
 
     async def list_streams(self, prefix: str) -> list[str]:
         result: list[str] = await self._read(_q_list_streams, prefix, _prefix_upper(prefix))
+        return result
+
+    async def read_streams(self, streams: Sequence[str]) -> list[StoredEvent]:
+        result: list[StoredEvent] = await self._read(_q_read_streams, sorted(set(streams)))
         return result
 
     async def read_prefix(
@@ -586,6 +594,15 @@ async def _q_read(
     return [_event(r) for r in rows]
 
 
+async def _q_read_streams(pool: asyncpg.Pool, names: list[str]) -> list[StoredEvent]:
+    rows = await pool.fetch(
+        f"SELECT {_EVENT_COLS} FROM events WHERE stream = ANY($1::text[])"
+        " ORDER BY stream, version",
+        names,
+    )
+    return [_event(r) for r in rows]
+
+
 async def _q_read_prefix(
     pool: asyncpg.Pool, lower: tuple[str, int], upper: str | None, limit: int
 ) -> list[StoredEvent]:
@@ -627,6 +644,16 @@ async def _q_due_timers(pool: asyncpg.Pool, until: float, limit: int) -> list[Ti
         "SELECT actor_key, timer_id, due_at, payload FROM timers WHERE due_at <= $1"
         " ORDER BY due_at, actor_key, timer_id LIMIT $2",
         until, max(limit, 0),
+    )
+    return [Timer(timer_id=r[1], actor_key=r[0], due_at=r[2], payload=bytes(r[3])) for r in rows]
+
+
+async def _q_list_timers(pool: asyncpg.Pool, prefix: str, upper: str | None) -> list[Timer]:
+    # A range scan on the primary key (actor_key, timer_id).
+    rows = await pool.fetch(
+        "SELECT actor_key, timer_id, due_at, payload FROM timers WHERE actor_key >= $1"
+        " AND ($2::text IS NULL OR actor_key < $2) ORDER BY actor_key, timer_id",
+        prefix, upper,
     )
     return [Timer(timer_id=r[1], actor_key=r[0], due_at=r[2], payload=bytes(r[3])) for r in rows]
 

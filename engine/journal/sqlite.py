@@ -452,6 +452,24 @@ class SqliteJournal(GroupCommitJournal):
 
         return await self._read(q)
 
+    async def list_timers(self, prefix: str) -> list[Timer]:
+        upper = _prefix_upper(prefix)
+
+        def q(conn: sqlite3.Connection) -> list[Timer]:
+            # A range scan on the primary key (actor_key, timer_id).
+            bound = "" if upper is None else " AND actor_key < ?"
+            rows = conn.execute(
+                "SELECT actor_key, timer_id, due_at, payload FROM timers WHERE actor_key >= ?"
+                f"{bound} ORDER BY actor_key, timer_id",
+                (prefix, *(() if upper is None else (upper,))),
+            ).fetchall()
+            return [
+                Timer(timer_id=tid, actor_key=key, due_at=due, payload=bytes(payload))
+                for key, tid, due, payload in rows
+            ]
+
+        return await self._read(q)
+
     async def load_snapshot(self, stream: str) -> Snapshot | None:
         def q(conn: sqlite3.Connection) -> Snapshot | None:
             row = conn.execute(
@@ -478,6 +496,22 @@ class SqliteJournal(GroupCommitJournal):
                     (prefix, upper),
                 )
             return [r[0] for r in cur]
+
+        return await self._read(q)
+
+    async def read_streams(self, streams: Sequence[str]) -> list[StoredEvent]:
+        names = sorted(set(streams))
+
+        def q(conn: sqlite3.Connection) -> list[StoredEvent]:
+            out: list[StoredEvent] = []
+            for i in range(0, len(names), _READ_STREAMS_CHUNK):  # bound the parameter count
+                chunk = names[i : i + _READ_STREAMS_CHUNK]
+                out += map(_event, conn.execute(
+                    f"SELECT {_EVENT_COLS} FROM events WHERE stream IN"
+                    f" ({','.join('?' * len(chunk))}) ORDER BY stream, version",
+                    chunk,
+                ))
+            return out
 
         return await self._read(q)
 
@@ -530,6 +564,7 @@ _BUSY_TIMEOUT_MS = 10_000
 CHECKPOINT_EVERY_S = 0.5
 # A group of this many jobs or more COMMITs in a worker thread (see the module docstring).
 COMMIT_IN_THREAD_MIN_JOBS = 4
+_READ_STREAMS_CHUNK = 500  # stream names per `IN (...)`: far below SQLite's parameter limit
 
 
 def _checkpoint(conn: sqlite3.Connection) -> None:

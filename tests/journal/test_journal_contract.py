@@ -294,6 +294,43 @@ async def test_read_prefix_pages_through_streams_in_order(journal: Journal) -> N
                      for n in sorted(names) if n.startswith("loc:")]
 
 
+async def test_read_streams_reads_many_named_streams_at_once(journal: Journal) -> None:
+    names = [f"order:{i}" for i in range(1200)]  # more than one SQL statement's worth
+    for i, name in enumerate(names):
+        await journal.append(Batch(name, 0, events=evs(*[f"{i}-{k}" for k in range(i % 3 + 1)])))
+    await journal.append(Batch("order:7", 2, events=evs("late")))
+    wanted = [*names[::2], "order:missing", "order:7", names[0]]  # unknown names, repeats
+    got = await journal.read_streams(wanted)
+    want = [(e.stream, e.version, e.data) for n in sorted(set(wanted)) for e in await journal.read(n)]
+    assert [(e.stream, e.version, e.data) for e in got] == want
+    assert got[0].type and got[0].global_pos
+    assert await journal.read_streams([]) == []
+
+
+async def test_list_timers_by_actor_key_prefix(journal: Journal) -> None:
+    far = 253402300799.0  # a parked timer (year 9999): listed, never due
+    keys = ["order:b", "order:a", "sku:1", "order", "order;", "order:\U0010ffff"]
+    for i, key in enumerate(keys):
+        await journal.append(Batch(key, 0, events=evs("e"),
+                                   timers_set=[Timer("saga", key, far if i % 2 else 5.0, b"p")]))
+    await journal.append(Batch("order:a", 1, timers_set=[Timer("extra", "order:a", 7.0, b"x")]))
+    got = await journal.list_timers("order:")
+    assert [(t.actor_key, t.timer_id) for t in got] == [
+        ("order:a", "extra"), ("order:a", "saga"), ("order:b", "saga"), ("order:\U0010ffff", "saga")
+    ]
+    assert got[1].due_at == far and got[0].payload == b"x"
+    await journal.append(Batch("order:b", 1, timers_cleared=[("order:b", "saga")]))
+    assert [t.actor_key for t in await journal.list_timers("order:")] == [
+        "order:a", "order:a", "order:\U0010ffff"
+    ]
+    assert await journal.list_timers("zzz") == []
+    assert len(await journal.list_timers("")) == 6
+    # Parked timers are listed but never due before their time.
+    assert {t.actor_key for t in await journal.due_timers(until=1e9)} == {
+        "order:a", "sku:1", "order;"
+    }
+
+
 # --- concurrency and grouping -------------------------------------------------------------------
 
 
