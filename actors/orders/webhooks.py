@@ -1,4 +1,4 @@
-"""Signed outgoing webhooks: order (and stock-conflict) events for shops and ERPs.
+"""Signed outgoing webhooks: order and stock events for shops and ERPs.
 
 Theory of operation
 -------------------
@@ -40,12 +40,13 @@ if TYPE_CHECKING:
     from engine.runtime import Registry
     from engine.server import Engine
 
-__all__ = ["Deliver", "WebhookActor", "Webhooks", "post_json", "sign", "verify"]
+__all__ = ["EVENT_TYPES", "Deliver", "WebhookActor", "Webhooks", "post_json", "sign", "verify"]
 
 log = logging.getLogger("omnitill.webhooks")
 
 LOG_STREAM = "webhooks:log"
 ACTOR_KEY = "webhooks:out"
+EVENT_TYPES = ("order.updated", "stock.changed", "stock.conflict")
 
 
 class Deliver(msgspec.Struct, frozen=True):
@@ -122,8 +123,10 @@ class Webhooks:
         backoff_s: float = 1.0,
         timeout_s: float = 5.0,
         log_size: int = 500,
+        events: frozenset[str] | None = None,
     ) -> None:
         self.endpoints = endpoints
+        self.events = events  # event types sent (None: every type)
         self.secret = secret
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
@@ -138,14 +141,26 @@ class Webhooks:
             u.strip() for u in os.environ.get("OMNITILL_WEBHOOK_URLS", "").split(",") if u.strip()
         ]
         secret = os.environ.get("OMNITILL_WEBHOOK_SECRET", "")
+        events = {e.strip() for e in os.environ.get("OMNITILL_WEBHOOK_EVENTS", "").split(",")}
+        events.discard("")
+        unknown = events - set(EVENT_TYPES)
+        if unknown:
+            raise ValueError(
+                f"OMNITILL_WEBHOOK_EVENTS: unknown event type(s) {sorted(unknown)};"
+                f" known: {', '.join(EVENT_TYPES)}"
+            )
         return cls(
             urls,
             secret.encode() if secret else secrets.token_bytes(32),
             timeout_s=float(os.environ.get("OMNITILL_WEBHOOK_TIMEOUT_S", "5")),
+            events=frozenset(events) or None,
         )
 
+    def wants(self, event_type: str) -> bool:
+        return bool(self.endpoints) and (self.events is None or event_type in self.events)
+
     def emit(self, event_type: str, data: dict[str, Any], registry: Registry) -> None:
-        if not self.endpoints:
+        if not self.wants(event_type):
             return
         event_id = "evt_" + secrets.token_hex(8)
         body = self._enc.encode(

@@ -38,6 +38,7 @@ from . import domain, views
 from .events import Event, decode_event
 from .routing import RoutingConfig, Site
 from .shell import PARKED_DUE, SAGA_TIMER, OrderActor, OrderEnv, OrderQuery
+from .stock_webhooks import FEED_KEY, StockFeed, StockFeedActor
 from .webhooks import WebhookActor, Webhooks
 
 if TYPE_CHECKING:
@@ -100,6 +101,11 @@ class OrdersWiring:
         self.cache: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
         self.pickup_of: dict[str, str] = {}  # open order -> pickup location (for token scope)
         self.webhooks = Webhooks.from_env()
+        self.stock_feed = StockFeed(
+            self.webhooks,
+            engine,
+            interval_s=float(os.environ.get("OMNITILL_WEBHOOK_STOCK_INTERVAL_S", "1")),
+        )
         self.env = OrderEnv(
             journal=engine.journal,
             registry=engine.registry,
@@ -430,10 +436,13 @@ def install(engine: Engine) -> OrdersWiring:
     # An order is busy for a moment and then rarely touched: passivate it soon (its stream
     # brings it back), instead of keeping every recent order's actor for `idle_actor_s`.
     engine.registry.idle_timeouts["order"] = engine.config.idle_order_actor_s
-    engine.actor_factories["webhooks"] = lambda _n: WebhookActor(w.webhooks, engine)
+    engine.actor_factories["webhooks"] = lambda name: (
+        StockFeedActor(w.stock_feed) if f"webhooks:{name}" == FEED_KEY else WebhookActor(w.webhooks, engine)
+    )
     inventory = getattr(engine, "inventory", None)
     if inventory is not None:
         inventory.env.listeners.append(w.on_pool_events)
+        inventory.env.listeners.append(w.stock_feed.on_pool_events)
     for name, args_type in ORDER_COMMAND_ARGS.items():
         engine.dispatcher.register(
             CommandSpec(

@@ -1,17 +1,21 @@
-"""Signed webhooks against real local HTTP receivers: one that fails first, one that hangs."""
+"""Signed webhooks against real local HTTP receivers: one that fails first, one that hangs, and
+an ERP following stock levels."""
 
 from __future__ import annotations
 
 from functools import partial
 from typing import Any
 
+import msgspec
+import pytest
 import trio
 
 from actors.orders.webhooks import verify
 from clients.python import open_client
 from engine.server import Engine
 from tests.conftest import ws_url
-from tests.gateway.helpers import token
+from tests.gateway.helpers import stocked, token
+from tests.inventory_e2e.e2e_helpers import balance, set_available
 from tests.orders.test_orders_journeys import stocked_at
 
 
@@ -65,6 +69,7 @@ async def test_webhooks_are_signed_retried_and_never_block(
     hooks.backoff_s = 0.1
     hooks.timeout_s = 0.5
     hooks.max_attempts = 3
+    hooks.events = frozenset({"order.updated"})  # stock webhooks: the tests below
     store, (sku,) = stocked_at(engine, 1)
     async with open_client(ws_url(engine), token(engine)) as c:
         with trio.fail_after(3):  # the hanging endpoint must not slow the order down
@@ -88,3 +93,83 @@ async def test_webhooks_are_signed_retried_and_never_block(
     assert all("timed out" in e["error"] for e in stuck_log) and len(stuck_log) == 3
     # The attempts are in the journal's delivery log too.
     assert len(await engine.journal.read("webhooks:log")) >= 6
+
+
+async def _stock_events(receiver: Receiver, event_type: str) -> list[dict[str, Any]]:
+    return [
+        msgspec.json.decode(body)
+        for headers, body in receiver.requests
+        if headers.get("omnitill-event") == event_type
+    ]
+
+
+async def test_stock_levels_are_coalesced_and_conflicts_go_out_at_once(
+    engine: Engine, nursery: trio.Nursery
+) -> None:
+    """A burst of stock changes reaches an ERP as a few `stock.changed` deliveries carrying the
+    newest level of each (sku, location), never one per change; a sale that uncovers a hold
+    sends `stock.conflict` at once."""
+    erp = Receiver()
+    await erp.serve(nursery)
+    hooks = engine.orders.webhooks  # type: ignore[attr-defined]
+    feed = engine.orders.stock_feed  # type: ignore[attr-defined]
+    hooks.endpoints = [f"http://127.0.0.1:{erp.port}/erp"]
+    feed.interval_s = 0.3
+    sku, loc, _ = stocked(engine)
+    async with open_client(ws_url(engine), token(engine)) as admin:
+        await set_available(engine, admin, sku, loc, 60)
+        for _ in range(50):  # 50 commits in well under a second
+            await admin.command("hold.place", {"sku": sku, "location_id": loc, "qty": 1})
+        with trio.fail_after(10):
+            while True:
+                levels = {
+                    (lv["sku"], lv["location_id"]): lv
+                    for ev in await _stock_events(erp, "stock.changed")
+                    for lv in ev["data"]["levels"]
+                }
+                if levels.get((sku, loc), {}).get("reserved") == 50:
+                    break
+                await trio.sleep(0.05)
+        changed = await _stock_events(erp, "stock.changed")
+        assert len(changed) <= 10  # 52 commits, coalesced by the 0.3 s interval
+        final = levels[(sku, loc)]
+        assert final == {"sku": sku, "location_id": loc, "version": engine.inventory.views.version(sku),  # type: ignore[attr-defined]
+                         **balance(engine, sku, loc)}
+        versions = [lv["version"] for ev in changed for lv in ev["data"]["levels"] if lv["sku"] == sku]
+        assert versions == sorted(versions)  # no retries here: deliveries in order
+        headers, body = erp.requests[-1]
+        assert verify(hooks.secret, body, headers["omnitill-signature"])
+
+        # The register sells 11 units, where only 10 are not promised: a hold is uncovered.
+        await admin.command("stock.sale", {"sku": sku, "location_id": loc, "qty": 11})
+        with trio.fail_after(10):
+            while not (conflicts := await _stock_events(erp, "stock.conflict")):
+                await trio.sleep(0.05)
+        data = conflicts[0]["data"]
+        assert data["sku"] == sku and data["location_id"] == loc and data["shortfall"] == 1
+        assert len(data["uncovered_hold_ids"]) == 1
+
+
+async def test_webhook_event_filter(engine: Engine, nursery: trio.Nursery, monkeypatch: Any) -> None:
+    """OMNITILL_WEBHOOK_EVENTS picks the types sent; an unknown type is refused at start-up."""
+    from actors.orders.webhooks import Webhooks
+
+    monkeypatch.setenv("OMNITILL_WEBHOOK_URLS", "http://127.0.0.1:9/x")
+    monkeypatch.setenv("OMNITILL_WEBHOOK_EVENTS", "order.updated, stock.conflict")
+    hooks = Webhooks.from_env()
+    assert hooks.wants("order.updated") and hooks.wants("stock.conflict")
+    assert not hooks.wants("stock.changed")
+    monkeypatch.setenv("OMNITILL_WEBHOOK_EVENTS", "order.updated,stock.levels")
+    with pytest.raises(ValueError, match=r"stock\.levels"):
+        Webhooks.from_env()
+    # Filtered out: a stock change sends nothing, and nothing piles up for a flush.
+    erp = Receiver()
+    await erp.serve(nursery)
+    live = engine.orders.webhooks  # type: ignore[attr-defined]
+    live.endpoints = [f"http://127.0.0.1:{erp.port}/erp"]
+    live.events = frozenset({"order.updated"})
+    sku, loc, _ = stocked(engine)
+    async with open_client(ws_url(engine), token(engine)) as admin:
+        await admin.command("stock.receive", {"sku": sku, "location_id": loc, "qty": 3})
+    await trio.sleep(1.5)
+    assert erp.requests == [] and engine.orders.stock_feed.pending == {}  # type: ignore[attr-defined]
