@@ -71,22 +71,20 @@ from protocol import (
     Pong,
     ProtocolError,
     Reject,
-    Resumed,
-    Snapshot,
     Subscribe,
     Unsubscribe,
     Welcome,
     decode_client_frame,
     join_frames,
-    parse_topic,
 )
 
-from ..auth import Claims, check_topic
-from ..bus import DeltaFrame, Outbox, OutboxOverflow
+from ..auth import Claims
+from ..bus import Outbox, OutboxOverflow
 from ..commands import CommandMsg, RouteMiss
 from ..runtime import ActorCrashed, ActorStopped
 from ._flush import BURST_WRITES, MIN_DELTA_INTERVAL_S
 from ._ratelimit import TokenBucket
+from ._subscribe import subscribe
 from ._wsframe import FrameError
 
 if TYPE_CHECKING:
@@ -455,7 +453,8 @@ class Connection:
                 await self.inflight.acquire()
             self.start_command(msg, nursery)
         elif isinstance(msg, Subscribe):
-            await self.subscribe(msg)
+            assert self.claims is not None
+            await subscribe(self.engine, self.claims, self.outbox, msg)
         elif isinstance(msg, Unsubscribe):
             self.engine.unsubscribe(msg.topic, self.outbox)
 
@@ -598,50 +597,6 @@ class Connection:
         finally:
             assert self.inflight is not None
             self.inflight.release()
-
-    async def subscribe(self, msg: Subscribe) -> None:
-        assert self.claims is not None
-        name = msg.topic
-        topic = parse_topic(name)
-        check_topic(self.claims, topic)
-        engine = self.engine
-        outbox = self.outbox
-        if name not in outbox.subscribed and len(outbox.subscribed) >= engine.config.outbox_max_topics:
-            raise ProtocolError(
-                ErrorCode.TOO_LARGE,
-                f"subscription limit of {engine.config.outbox_max_topics} topics reached",
-            )
-        source = engine.sources.get(topic)
-        source.prepare(topic, name)
-        outbox.drop_topic(name)
-        engine.bus.subscribe(name, outbox)
-        if msg.resume is not None:
-            missed = engine.bus.catch_up(name, msg.resume)
-            if missed is True:
-                engine.metrics.resumes += 1
-                outbox.send(Resumed(topic=name, epoch=msg.resume.epoch, seq=msg.resume.seq))
-                return
-            if missed is not None and missed is not False:
-                engine.metrics.resumes += 1
-                outbox.send(
-                    Resumed(
-                        topic=name,
-                        epoch=missed.epoch,
-                        seq=missed.seq,
-                        missed=missed.seq - msg.resume.seq,
-                    )
-                )
-                outbox.offer_delta(DeltaFrame(missed))
-                return
-            engine.metrics.resyncs += 1
-        result = source.snapshot(topic, name)
-        if not isinstance(result, tuple):
-            result = await result
-        epoch, seq, state = result
-        if name not in outbox.subscribed:
-            return  # unsubscribed while the snapshot was being made
-        outbox.set_snapshot_floor(name, epoch, seq)
-        outbox.send(Snapshot(topic=name, epoch=epoch, seq=seq, state=state))
 
     # --- watchdog (one sweep for all connections, see sweep_connections) ------------------
 
