@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Histogram", "Metrics"]
@@ -77,6 +78,9 @@ class Metrics:
         self.frames_batched = 0  # messages that went out inside a batch frame
         self.rate_limited = 0
         self.extra: dict[str, Any] = {}
+        # Plugin counters, by name: each call returns {key: count}; they go into every ops
+        # sample as `sample[name]` and to /metrics as `omnitill_{name}_total{key="..."}`.
+        self.counter_hooks: dict[str, Callable[[], dict[str, int]]] = {}
         self._last_sample: dict[str, Any] = {}
         self._last_t = time.monotonic()
         self._last_counts: dict[str, Any] = defaultdict(int)
@@ -108,6 +112,7 @@ class Metrics:
             "resumes": self.resumes,
             "slow_disconnects": self.slow_disconnects,
             "frames_out_per_s": round((self.frames_out - last.get("frames_out", 0)) / dt, 1),
+            **{name: hook() for name, hook in self.counter_hooks.items()},
         }
         self._last_t = now
         self._last_counts = {
@@ -158,6 +163,10 @@ class Metrics:
         lines += self.command_latency.prometheus("omnitill_command_latency_seconds")
         lines.append("# TYPE omnitill_journal_commit_seconds histogram")
         lines += self.journal_latency.prometheus("omnitill_journal_commit_seconds")
+        for name, hook in sorted(self.counter_hooks.items()):
+            lines.append(f"# TYPE omnitill_{name}_total counter")
+            for key, n in sorted(hook().items()):
+                lines.append(f'omnitill_{name}_total{{key="{key}"}} {n}')
         for key, value in sorted(self.extra.items()):
             if isinstance(value, int | float):
                 lines += [f"# TYPE omnitill_{key} gauge", f"omnitill_{key} {value}"]

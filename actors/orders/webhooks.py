@@ -47,6 +47,7 @@ log = logging.getLogger("omnitill.webhooks")
 LOG_STREAM = "webhooks:log"
 ACTOR_KEY = "webhooks:out"
 EVENT_TYPES = ("order.updated", "stock.changed", "stock.conflict")
+OUTCOMES = ("delivered", "retrying", "failed", "dropped")
 
 
 class Deliver(msgspec.Struct, frozen=True):
@@ -133,6 +134,9 @@ class Webhooks:
         self.timeout_s = timeout_s
         self.log: deque[dict[str, Any]] = deque(maxlen=log_size)
         self.dropped = 0
+        # Attempts by outcome (delivered, retrying, failed, dropped) since start: the ops
+        # page's webhook tile and /metrics (`omnitill_webhooks_total{key=...}`).
+        self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
         self._enc = msgspec.json.Encoder()
 
     @classmethod
@@ -201,6 +205,7 @@ class Webhooks:
             "next_attempt_at": next_at,
         }
         self.log.append(entry)
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         return entry
 
 

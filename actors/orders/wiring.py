@@ -436,6 +436,7 @@ def install(engine: Engine) -> OrdersWiring:
     # An order is busy for a moment and then rarely touched: passivate it soon (its stream
     # brings it back), instead of keeping every recent order's actor for `idle_actor_s`.
     engine.registry.idle_timeouts["order"] = engine.config.idle_order_actor_s
+    engine.metrics.counter_hooks["webhooks"] = lambda: dict(w.webhooks.outcomes)
     engine.actor_factories["webhooks"] = lambda name: (
         StockFeedActor(w.stock_feed) if f"webhooks:{name}" == FEED_KEY else WebhookActor(w.webhooks, engine)
     )

@@ -239,6 +239,16 @@ function tile(label, value) {
   return el("div", { class: "tile" }, el("div", { class: "label" }, label), el("div", { class: "value live-value" }, value));
 }
 
+// Webhook attempts since start: a failing or hanging endpoint shows here first.
+function webhookTiles(w) {
+  if (!w) return [];
+  const lost = (w.failed ?? 0) + (w.dropped ?? 0);
+  const t = tile("Webhooks failed", `${lost} of ${(w.delivered ?? 0) + lost}`);
+  t.classList.toggle("alert", lost > 0);
+  t.title = `delivered ${w.delivered ?? 0}, retrying ${w.retrying ?? 0}, failed ${w.failed ?? 0}, dropped ${w.dropped ?? 0}`;
+  return [t];
+}
+
 function render() {
   if (!view) return;
   if (!built.size) build();
@@ -259,7 +269,8 @@ function render() {
       tile("Rejects", sum(last.rejects)),
       tile("Resyncs", last.resyncs ?? 0),
       tile("Slow disconnects", last.slow_disconnects ?? 0),
-      tile("Frames out/s", fmt(last.frames_out_per_s ?? 0)));
+      tile("Frames out/s", fmt(last.frames_out_per_s ?? 0)),
+      ...webhookTiles(last.webhooks));
   }
   for (const c of CHARTS) {
     const { canvas, legend } = built.get(c.id);

@@ -199,6 +199,7 @@ def test_live_sync_across_channels(
         expect(cart_badge(reg_b, sku)).to_have_text(str(n - 2))
 
         expect(ops.locator("#tiles")).to_contain_text("Connections", timeout=5_000)
+        expect(ops.locator("#tiles")).to_contain_text("Webhooks failed")
         ops.wait_for_timeout(2_500)  # a few samples, so the charts have lines
         for name, page in [("register-a", reg_a), ("register-b", reg_b), ("kiosk", kiosk),
                            ("widget", widget), ("ops", ops)]:

@@ -93,6 +93,12 @@ async def test_webhooks_are_signed_retried_and_never_block(
     assert all("timed out" in e["error"] for e in stuck_log) and len(stuck_log) == 3
     # The attempts are in the journal's delivery log too.
     assert len(await engine.journal.read("webhooks:log")) >= 6
+    # Ops sees them: the sample behind the ops page's tile, and /metrics.
+    counts = engine.metrics.sample()["webhooks"]
+    assert counts == {"delivered": 1, "retrying": 4, "failed": 1, "dropped": 0}
+    text = engine.metrics.prometheus()
+    assert 'omnitill_webhooks_total{key="failed"} 1' in text
+    assert 'omnitill_webhooks_total{key="delivered"} 1' in text
 
 
 async def _stock_events(receiver: Receiver, event_type: str) -> list[dict[str, Any]]:
