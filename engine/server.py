@@ -109,6 +109,7 @@ class Engine:
         self.actor_factories: dict[str, Callable[[str], Actor]] = {}
         self.http_installers: list[Callable[..., None]] = []
         self.extra_openapi: dict[str, Any] = {}
+        self.extra_openapi_webhooks: dict[str, Any] = {}  # OpenAPI 3.1 `webhooks` (plugins)
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.last_sample: dict[str, Any] = {}
         self.gc_policy = GcPolicy()  # started once start-up is done, ticked by the sampler
@@ -188,7 +189,7 @@ class Engine:
     def openapi(self) -> dict[str, Any]:
         from .gateway._http import openapi_document
 
-        return openapi_document(SERVER_VERSION, self.extra_openapi)
+        return openapi_document(SERVER_VERSION, self.extra_openapi, self.extra_openapi_webhooks)
 
     # --- gateway hooks --------------------------------------------------------------------
 

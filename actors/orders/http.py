@@ -11,6 +11,7 @@ from quart import request
 from engine.auth import Claims
 from protocol import ErrorCode, ProtocolError
 from protocol.orders import ORDER_COMMAND_ARGS
+from protocol.webhooks import WEBHOOK_DATA
 
 from . import views
 
@@ -117,6 +118,7 @@ def install_http(w: OrdersWiring, app: Any, bearer: Any, json_body: Any) -> None
         return {"items": [v for k, v in view.items() if k.startswith("order:")]}
 
     engine.extra_openapi.update(openapi_paths())
+    engine.extra_openapi_webhooks.update(openapi_webhooks())
 
 
 def openapi_paths() -> dict[str, Any]:
@@ -196,3 +198,39 @@ def openapi_paths() -> dict[str, Any]:
             }
         }
     return paths
+
+
+def openapi_webhooks() -> dict[str, Any]:
+    """What a webhook endpoint receives, per event type (protocol/webhooks.py)."""
+    out: dict[str, Any] = {}
+    for event_type, data in WEBHOOK_DATA.items():
+        schema = msgspec.json.schema(data)
+        out[event_type] = {
+            "post": {
+                "summary": f"`{event_type}` delivery (signed: Omnitill-Signature)",
+                "parameters": [
+                    {"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
+                    for h in ("Omnitill-Signature", "Omnitill-Event", "Omnitill-Delivery")
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["id", "type", "created_at", "data"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "type": {"const": event_type},
+                                    "created_at": {"type": "number"},
+                                    "data": {"$ref": schema["$ref"]},
+                                },
+                                "$defs": schema["$defs"],
+                            }
+                        }
+                    },
+                },
+                "responses": {"2XX": {"description": "delivered; anything else is retried"}},
+            }
+        }
+    return out

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 import trio
@@ -33,6 +33,7 @@ import trio
 from actors.inventory.events import Event as PoolEvent
 from actors.inventory.events import StockConflict, event_locations
 from engine.runtime import Actor, Envelope
+from protocol.webhooks import StockChanged, StockConflictNotice, StockLevel
 
 from .webhooks import Webhooks
 
@@ -60,7 +61,7 @@ class StockFeed:
         self.engine = engine
         self.interval_s = interval_s
         self.max_levels = max_levels
-        self.pending: dict[tuple[str, str], dict[str, Any]] = {}
+        self.pending: dict[tuple[str, str], StockLevel] = {}
         self.scheduled = False
         self.scheduled_at = 0.0
         self.flushes = 0
@@ -73,8 +74,16 @@ class StockFeed:
         if hooks.wants("stock.conflict"):
             for event in events:
                 if isinstance(event, StockConflict):
-                    hooks.emit("stock.conflict", {"sku": sku, **msgspec.to_builtins(event)},
-                               self.engine.registry)
+                    notice = StockConflictNotice(
+                        sku=sku,
+                        location_id=event.location_id,
+                        shortfall=event.shortfall,
+                        cause=event.cause,
+                        uncovered_hold_ids=event.uncovered_hold_ids,
+                        uncovered_order_ids=event.uncovered_order_ids,
+                        uncovered_transfer_ids=event.uncovered_transfer_ids,
+                    )
+                    hooks.emit("stock.conflict", notice, self.engine.registry)
         if not hooks.wants("stock.changed"):
             return
         views = self.engine.inventory.views  # type: ignore[attr-defined]
@@ -84,9 +93,9 @@ class StockFeed:
             for loc in event_locations(event):
                 balance = balances.get(loc)
                 if balance is not None:
-                    self.pending[(sku, loc)] = {
-                        "sku": sku, "location_id": loc, "version": version, **balance
-                    }
+                    self.pending[(sku, loc)] = StockLevel(
+                        sku=sku, location_id=loc, version=version, **balance
+                    )
         now = time.monotonic()
         # A Flush lost with a crashed feed actor must not stop the feed: tell it again.
         if self.pending and (not self.scheduled or now - self.scheduled_at > self._lost_after_s):
@@ -105,8 +114,8 @@ class StockFeed:
         levels, self.pending = list(self.pending.values()), {}
         self.scheduled = False
         for i in range(0, len(levels), self.max_levels):
-            self.hooks.emit("stock.changed", {"levels": levels[i : i + self.max_levels]},
-                            self.engine.registry)
+            chunk = StockChanged(levels=levels[i : i + self.max_levels])
+            self.hooks.emit("stock.changed", chunk, self.engine.registry)
         if levels:
             self.flushes += 1
         return len(levels)

@@ -163,7 +163,8 @@ class Webhooks:
     def wants(self, event_type: str) -> bool:
         return bool(self.endpoints) and (self.events is None or event_type in self.events)
 
-    def emit(self, event_type: str, data: dict[str, Any], registry: Registry) -> None:
+    def emit(self, event_type: str, data: msgspec.Struct, registry: Registry) -> None:
+        """Queue one delivery per endpoint; `data` is the type's Struct (protocol/webhooks.py)."""
         if not self.wants(event_type):
             return
         event_id = "evt_" + secrets.token_hex(8)

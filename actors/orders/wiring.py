@@ -33,6 +33,7 @@ from engine.journal import Batch, Snapshot, Timer, VersionConflict, streams_with
 from protocol import ErrorCode, ProtocolError
 from protocol.orders import ORDER_COMMAND_ARGS, OrderCreateArgs, OrderReturnArgs
 from protocol.topics import OrderTopic, Topic
+from protocol.webhooks import OrderUpdated
 
 from . import domain, views
 from .events import Event, decode_event
@@ -186,14 +187,14 @@ class OrdersWiring:
         if state.status != "pending" and (status_changed or exceptions_changed):
             self.webhooks.emit(
                 "order.updated",
-                {
-                    "order_id": state.order_id,
-                    "status": state.status,
-                    "version": state.version,
-                    "fulfilment": state.fulfilment,
-                    "exceptions": view["exceptions"],
-                    "shipment": view["shipment"],
-                },
+                OrderUpdated(
+                    order_id=state.order_id,
+                    status=state.status,
+                    version=state.version,
+                    fulfilment=state.fulfilment,
+                    exceptions=view["exceptions"],
+                    shipment=view["shipment"],
+                ),
                 self.engine.registry,
             )
 

@@ -202,8 +202,11 @@ def build_http_app(engine: Engine) -> QuartTrio:
     return app
 
 
-def openapi_document(engine_version: str, extra_paths: dict[str, Any]) -> dict[str, Any]:
-    """OpenAPI 3.1 built from the route table and the msgspec args Structs."""
+def openapi_document(
+    engine_version: str, extra_paths: dict[str, Any], webhooks: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """OpenAPI 3.1 built from the route table and the msgspec args Structs; `webhooks`: the
+    plugins' outgoing webhook bodies (OpenAPI 3.1 `webhooks`, same `$defs` hoisting)."""
     types = [COMMAND_ARGS[r.command] for r in COMMAND_ROUTES]
     _, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
     paths: dict[str, Any] = {}
@@ -290,7 +293,7 @@ def openapi_document(engine_version: str, extra_paths: dict[str, Any]) -> dict[s
             "details": {"type": "object"},
         },
     }
-    return {
+    doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "omnitill API", "version": engine_version},
         "paths": paths,
@@ -299,6 +302,9 @@ def openapi_document(engine_version: str, extra_paths: dict[str, Any]) -> dict[s
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+    if webhooks:
+        doc["webhooks"] = _hoist_defs(copy.deepcopy(webhooks), components)
+    return doc
 
 
 def _hoist_defs(node: Any, components: dict[str, Any]) -> Any:

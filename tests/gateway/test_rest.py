@@ -401,6 +401,11 @@ async def test_openapi_lists_every_route(api: Api, engine: Engine) -> None:
         assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas, ref
     assert set(schemas["Error"]["properties"]["code"]["enum"]) == {c.value for c in ErrorCode}
     assert schemas["HoldPlaceArgs"]["properties"]["qty"]["minimum"] == 1
+    # Outgoing webhooks are documented too (OpenAPI 3.1 `webhooks`), bodies included.
+    assert set(doc["webhooks"]) == {"order.updated", "stock.changed", "stock.conflict"}
+    body = doc["webhooks"]["stock.changed"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["properties"]["data"]["$ref"] == "#/components/schemas/StockChanged"
+    assert "available" in schemas["StockLevel"]["required"]
 
 
 async def test_cors_preflight(api: Api, engine: Engine) -> None:

@@ -13,6 +13,7 @@ import trio
 from actors.orders.webhooks import verify
 from clients.python import open_client
 from engine.server import Engine
+from protocol.webhooks import OrderUpdated, StockChanged, StockConflictNotice
 from tests.conftest import ws_url
 from tests.gateway.helpers import stocked, token
 from tests.inventory_e2e.e2e_helpers import balance, set_available
@@ -82,6 +83,9 @@ async def test_webhooks_are_signed_retried_and_never_block(
     assert verify(hooks.secret, body, headers["omnitill-signature"])
     assert not verify(b"wrong secret", body, headers["omnitill-signature"])
     assert created["order_id"].encode() in body
+    event = msgspec.json.decode(body)
+    assert event["type"] == "order.updated"
+    assert msgspec.convert(event["data"], OrderUpdated).order_id == created["order_id"]
     assert len(flaky.requests) == 3  # two failures, then delivered
     log: list[dict[str, Any]] = list(hooks.log)
     flaky_log = [e for e in log if str(flaky.port) in e["url"]]
@@ -151,9 +155,10 @@ async def test_stock_levels_are_coalesced_and_conflicts_go_out_at_once(
         with trio.fail_after(10):
             while not (conflicts := await _stock_events(erp, "stock.conflict")):
                 await trio.sleep(0.05)
-        data = conflicts[0]["data"]
-        assert data["sku"] == sku and data["location_id"] == loc and data["shortfall"] == 1
-        assert len(data["uncovered_hold_ids"]) == 1
+        notice = msgspec.convert(conflicts[0]["data"], StockConflictNotice)  # the documented shape
+        assert notice.sku == sku and notice.location_id == loc and notice.shortfall == 1
+        assert len(notice.uncovered_hold_ids) == 1
+        assert all(msgspec.convert(ev["data"], StockChanged).levels for ev in changed)
 
 
 async def test_webhook_event_filter(engine: Engine, nursery: trio.Nursery, monkeypatch: Any) -> None:
