@@ -23,7 +23,6 @@ wants a person, so it goes out at once, one event per conflict.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -41,8 +40,6 @@ if TYPE_CHECKING:
     from engine.server import Engine
 
 __all__ = ["FEED_KEY", "Flush", "StockFeed", "StockFeedActor"]
-
-log = logging.getLogger("omnitill.webhooks")
 
 FEED_KEY = "webhooks:stock"
 
@@ -89,13 +86,13 @@ class StockFeed:
         views = self.engine.inventory.views  # type: ignore[attr-defined]
         balances = views.stock.get(sku, {})
         version = views.version(sku)
-        for event in events:
-            for loc in event_locations(event):
-                balance = balances.get(loc)
-                if balance is not None:
-                    self.pending[(sku, loc)] = StockLevel(
-                        sku=sku, location_id=loc, version=version, **balance
-                    )
+        touched = {loc for event in events for loc in event_locations(event)}
+        for loc in touched:  # one level per location, however many events the batch had
+            balance = balances.get(loc)
+            if balance is not None:
+                self.pending[(sku, loc)] = StockLevel(
+                    sku=sku, location_id=loc, version=version, **balance
+                )
         now = time.monotonic()
         # A Flush lost with a crashed feed actor must not stop the feed: tell it again.
         if self.pending and (not self.scheduled or now - self.scheduled_at > self._lost_after_s):
