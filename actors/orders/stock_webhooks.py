@@ -23,6 +23,7 @@ wants a person, so it goes out at once, one event per conflict.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from engine.server import Engine
 
 __all__ = ["FEED_KEY", "Flush", "StockFeed", "StockFeedActor"]
+
+log = logging.getLogger("omnitill.webhooks")
 
 FEED_KEY = "webhooks:stock"
 
@@ -64,22 +67,23 @@ class StockFeed:
         self.flushes = 0
 
     def on_pool_events(self, sku: str, events: list[PoolEvent]) -> None:
-        """`InventoryEnv.listeners` hook. Free when no endpoint wants stock events."""
-        hooks = self.hooks
-        if not hooks.endpoints:
+        """`InventoryEnv.listeners` hook. Free when no endpoint wants stock events. Never
+        raises: it runs in the SKU pool's task after its commit, and a webhook must not
+        take a stock write down with it."""
+        if not self.hooks.endpoints:
             return
+        try:
+            self._collect(sku, events)
+        except Exception:
+            log.exception("stock webhooks: events of %s not sent", sku)
+
+    def _collect(self, sku: str, events: list[PoolEvent]) -> None:
+        hooks = self.hooks
         if hooks.wants("stock.conflict"):
             for event in events:
                 if isinstance(event, StockConflict):
-                    notice = StockConflictNotice(
-                        sku=sku,
-                        location_id=event.location_id,
-                        shortfall=event.shortfall,
-                        cause=event.cause,
-                        uncovered_hold_ids=event.uncovered_hold_ids,
-                        uncovered_order_ids=event.uncovered_order_ids,
-                        uncovered_transfer_ids=event.uncovered_transfer_ids,
-                    )
+                    # The notice is the event's fields plus the SKU (a test checks they agree).
+                    notice = StockConflictNotice(sku=sku, **msgspec.structs.asdict(event))
                     hooks.emit("stock.conflict", notice, self.engine.registry)
         if not hooks.wants("stock.changed"):
             return

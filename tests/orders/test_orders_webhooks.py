@@ -184,3 +184,11 @@ async def test_webhook_event_filter(engine: Engine, nursery: trio.Nursery, monke
         await admin.command("stock.receive", {"sku": sku, "location_id": loc, "qty": 3})
     await trio.sleep(1.5)
     assert erp.requests == [] and engine.orders.stock_feed.pending == {}  # type: ignore[attr-defined]
+
+
+def test_stock_conflict_notice_carries_every_field_of_the_event() -> None:
+    """The notice is built as the event's fields plus the SKU: a field added to one and not the
+    other must fail here, not in a SKU pool's task."""
+    from actors.inventory.events import StockConflict
+
+    assert set(StockConflictNotice.__struct_fields__) == {"sku", *StockConflict.__struct_fields__}
