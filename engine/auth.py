@@ -151,6 +151,7 @@ _COMMAND_ROLES: dict[str, frozenset[Role]] = {
     "order.ready": frozenset({"cashier", "manager", "admin"}),
     "order.arrived": frozenset({"storefront", "kiosk", "cashier", "manager", "admin"}),
     "order.pickup": frozenset({"cashier", "manager", "admin"}),
+    "order.pack": frozenset({"cashier", "manager", "admin"}),
     "order.ship": frozenset({"cashier", "manager", "admin"}),
     "order.deliver": frozenset({"manager", "admin"}),
     "order.cancel": frozenset({"cashier", "manager", "admin"}),

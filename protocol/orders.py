@@ -24,6 +24,7 @@ __all__ = [
     "OrderArrivedArgs",
     "OrderCancelArgs",
     "OrderCreateArgs",
+    "OrderPackArgs",
     "OrderPayArgs",
     "OrderPickupArgs",
     "OrderRefArgs",
@@ -127,6 +128,14 @@ class OrderShipArgs(_Args, frozen=True):
     tracking: Ref
 
 
+class OrderPackArgs(_Args, frozen=True):
+    """Ship-from-store: the order is packed and waits for the carrier (parcels, total weight)."""
+
+    order_id: Id
+    parcels: Annotated[int, msgspec.Meta(ge=1, le=99)] = 1
+    weight_g: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
+
+
 class OrderCancelArgs(_Args, frozen=True):
     order_id: Id
     reason: Text = ""
@@ -164,6 +173,7 @@ ORDER_COMMAND_ARGS: dict[str, type[msgspec.Struct]] = {
     "order.ready": OrderRefArgs,
     "order.arrived": OrderArrivedArgs,
     "order.pickup": OrderPickupArgs,
+    "order.pack": OrderPackArgs,
     "order.ship": OrderShipArgs,
     "order.deliver": OrderRefArgs,
     "order.cancel": OrderCancelArgs,

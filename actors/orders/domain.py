@@ -53,6 +53,7 @@ from protocol.orders import (
     OrderArrivedArgs,
     OrderCancelArgs,
     OrderCreateArgs,
+    OrderPackArgs,
     OrderPayArgs,
     OrderPickupArgs,
     OrderRefArgs,
@@ -76,6 +77,7 @@ from .events import (
     OrderCancelled,
     OrderPlaced,
     OrderRejected,
+    Packed,
     PaymentRecorded,
     PickingStarted,
     SagaStarted,
@@ -281,17 +283,35 @@ def _ready(state: Order, a: OrderRefArgs, ctx: Ctx) -> Decision:
             "only pickup orders become ready for pickup",
             fulfilment=state.fulfilment,
         )
-    rej = _check_status(state, "mark ready", {"placed", "picking"})
-    if rej:
-        return rej
+    rej = _check_status(state, "mark ready", {"placed", "picking"}) or _no_open_exception(
+        state, "marking it ready"
+    )
+    return rej or Decision(events=[MarkedReady(ctx.now)])
+
+
+def _pack(state: Order, a: OrderPackArgs, ctx: Ctx) -> Decision:
+    if state.fulfilment != "ship" and state.status != "new":
+        return _reject(
+            ErrorCode.CONFLICT,
+            "only ship orders are packed (a pickup order is made ready)",
+            fulfilment=state.fulfilment,
+        )
+    # From packed too: a re-pack (another box, a corrected weight) replaces the figures.
+    rej = _check_status(state, "pack", {"placed", "picking", "packed"}) or _no_open_exception(
+        state, "packing it"
+    )
+    return rej or Decision(events=[Packed(a.parcels, a.weight_g or 0, ctx.now)])
+
+
+def _no_open_exception(state: Order, doing: str) -> Decision | None:
     open_exc = [e.exception_id for e in state.exceptions.values() if not e.resolution]
     if open_exc:
         return _reject(
             ErrorCode.CONFLICT,
-            "resolve the order's exceptions before marking it ready",
+            f"resolve the order's exceptions before {doing}",
             exceptions=open_exc,
         )
-    return Decision(events=[MarkedReady(ctx.now)])
+    return None
 
 
 def _arrived(state: Order, a: OrderArrivedArgs, ctx: Ctx) -> Decision:
@@ -393,7 +413,7 @@ def _pickup(state: Order, a: OrderPickupArgs, ctx: Ctx) -> Decision:
 def _ship(state: Order, a: OrderShipArgs, ctx: Ctx) -> Decision:
     if state.fulfilment != "ship" and state.status != "new":
         return _reject(ErrorCode.CONFLICT, "a pickup order is handed over, not shipped")
-    rej = _check_status(state, "ship", {"placed", "picking"})
+    rej = _check_status(state, "ship", {"placed", "picking", "packed"})
     if rej:
         return rej
     tag = f"s{opk(ctx.op_id)}"
@@ -656,6 +676,7 @@ _HANDLERS: dict[str, Any] = {
     "order.pay": _pay,
     "order.pick": _pick,
     "order.ready": _ready,
+    "order.pack": _pack,
     "order.arrived": _arrived,
     "order.pickup": _pickup,
     "order.ship": _ship,

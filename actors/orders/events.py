@@ -37,6 +37,7 @@ __all__ = [
     "OrderConfirmed",
     "OrderPlaced",
     "OrderRejected",
+    "Packed",
     "PaymentRecorded",
     "PickingStarted",
     "SagaFinished",
@@ -152,6 +153,14 @@ class MarkedReady(_Event, frozen=True):
     at: float
 
 
+class Packed(_Event, frozen=True):
+    """Ship-from-store: packed, waiting for the carrier (a re-pack replaces the figures)."""
+
+    parcels: int
+    weight_g: int  # 0: not weighed
+    at: float
+
+
 class CustomerArrived(_Event, frozen=True):
     bay: str
     at: float
@@ -225,6 +234,7 @@ Event = (
     | PaymentRecorded
     | PickingStarted
     | MarkedReady
+    | Packed
     | CustomerArrived
     | Fulfilled
     | Shipped

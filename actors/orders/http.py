@@ -27,6 +27,7 @@ ACTIONS: dict[str, str] = {
     "ready": "Ready for pickup (customer sees the pickup code)",
     "arrived": "Curbside: the customer is here (bay)",
     "pickup": "Handed over at the counter (all or some lines)",
+    "pack": "Ship-from-store: packed (parcels, weight), waiting for the carrier",
     "ship": "Shipped with carrier and tracking reference",
     "deliver": "Carrier delivered",
     "cancel": "Cancel: releases everything the order holds",

@@ -35,6 +35,7 @@ from .events import (
     OrderConfirmed,
     OrderPlaced,
     OrderRejected,
+    Packed,
     PaymentRecorded,
     PickingStarted,
     SagaFinished,
@@ -75,6 +76,7 @@ Status = Literal[
     "rejected",
     "placed",
     "picking",
+    "packed",
     "ready",
     "partially_picked_up",
     "picked_up",
@@ -83,7 +85,9 @@ Status = Literal[
     "cancelled",
     "returned",
 ]
-OPEN_STATUSES: frozenset[str] = frozenset({"placed", "picking", "ready", "partially_picked_up"})
+OPEN_STATUSES: frozenset[str] = frozenset(
+    {"placed", "picking", "packed", "ready", "partially_picked_up"}
+)
 UNSELLABLE_REASONS = frozenset({"damaged", "defective"})
 SHIP_HOLD_TTL_S = 3600  # ship orders commit their holds at once; the TTL only covers that gap
 
@@ -158,6 +162,8 @@ class Order(msgspec.Struct):
     paid_cents: int = 0
     bay: str = ""
     arrived_at: float = 0.0
+    parcels: int = 0  # packed (ship-from-store): parcels and total weight; 0: not packed
+    weight_g: int = 0
     carrier: str = ""
     tracking: str = ""
     exceptions: dict[str, OrderException] = {}
@@ -351,6 +357,10 @@ def evolve(state: Order, event: Event) -> Order:
             _set_status(state, "picking", event.at)
         case MarkedReady():
             _set_status(state, "ready", event.at)
+        case Packed():
+            _set_status(state, "packed", event.at)
+            state.parcels = event.parcels
+            state.weight_g = event.weight_g
         case CustomerArrived():
             state.bay = event.bay
             state.arrived_at = event.at

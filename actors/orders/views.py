@@ -75,6 +75,9 @@ def order_view(state: Order) -> dict[str, Any]:
         "payment": {"reference": state.payment_ref, "amount_cents": state.paid_cents}
         if state.payment_ref
         else None,
+        "package": {"parcels": state.parcels, "weight_g": state.weight_g or None}
+        if state.parcels
+        else None,
         "shipment": {"carrier": state.carrier, "tracking": state.tracking}
         if state.tracking
         else None,
@@ -130,7 +133,7 @@ def queue_entries(state: Order) -> dict[str, dict[str, Any] | None]:
     return {loc: queue_entry(state, loc) for loc in sorted(locations)}
 
 
-SHIP_OPEN = frozenset({"placed", "picking"})
+SHIP_OPEN = frozenset({"placed", "picking", "packed"})
 
 
 def ship_entry(state: Order, location_id: str) -> dict[str, Any] | None:
@@ -152,6 +155,7 @@ def ship_entry(state: Order, location_id: str) -> dict[str, Any] | None:
         "channel": state.channel,
         "items": items,
         "ship_to": state.ship_to or None,
+        "parcels": state.parcels,
         "shipments": len({a.location_id for a in state.allocs.values() if a.outstanding > 0}),
         "created_at": state.created_at,
     }

@@ -686,8 +686,12 @@ function renderShipList(view) {
       el("span", { class: "who" }, who),
       el("span", { class: "actions" },
         o.status === "placed" ? el("button", { type: "button", class: "small secondary", dataset: { focusKey: `pick:${id}` },
-          "aria-label": `Start picking order ${id}`, onclick: () => orderAction("order.pick", { order_id: id }, `Picking order ${id}.`) }, "Start picking") : null),
-      el("span", { class: "status-tag" }, o.status === "picking" ? "Picking" : "To pick",
+          "aria-label": `Start picking order ${id}`, onclick: () => orderAction("order.pick", { order_id: id }, `Picking order ${id}.`) }, "Start picking") : null,
+        o.status === "picking" ? el("form", { class: "partial", "aria-label": `Pack order ${id}`, onsubmit: (ev) => { ev.preventDefault(); packOrder(id); } },
+          el("label", {}, "Parcels ", draftInput(`parcels:${id}`, { type: "number", value: "1", min: "1", max: "99", style: "width:4rem" })),
+          el("button", { type: "submit", class: "small secondary", dataset: { focusKey: `pack:${id}` } }, "Packed")) : null),
+      el("span", { class: "status-tag" }, SHIP_STATUS[o.status] || "To pick",
+        o.status === "packed" ? ` · ${o.parcels} parcel${o.parcels === 1 ? "" : "s"}` : "",
         o.shipments > 1 ? ` · 1 of ${o.shipments} shipments` : ""),
       el("ul", { class: "items" }, o.items.map((it) => el("li", {}, `${it.qty} × ${itemName(it.sku)}`))),
       el("span", { class: "meta" }, "Order ", el("code", {}, id), o.ship_to ? ` · to ${o.ship_to.address}` : ""),
@@ -697,6 +701,16 @@ function renderShipList(view) {
         el("button", { type: "submit", class: "small", dataset: { focusKey: `ship-go:${id}` } }, "Ship")));
   }));
   if (focusKey) document.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
+}
+
+const SHIP_STATUS = { placed: "To pick", picking: "Picking", packed: "Packed" };
+
+async function packOrder(id) {
+  const parcels = parseInt(drafts.get(`parcels:${id}`) ?? "1", 10);
+  if (!(parcels >= 1 && parcels <= 99)) return toast(toasts, "Parcels: a number from 1 to 99.", "error");
+  if (await orderAction("order.pack", { order_id: id, parcels }, `Order ${id} packed (${parcels} parcel${parcels === 1 ? "" : "s"}).`)) {
+    drafts.delete(`parcels:${id}`);
+  }
 }
 
 async function shipOrder(id) {

@@ -178,12 +178,13 @@ if (!customElements.get("omnitill-stock")) customElements.define("omnitill-stock
 
 const ORDER_STEPS = {
   pickup: [["placed", "Order received"], ["picking", "Being picked"], ["ready", "Ready for pickup"], ["picked_up", "Picked up"]],
-  ship: [["placed", "Order received"], ["picking", "Being picked"], ["shipped", "Shipped"], ["delivered", "Delivered"]],
+  ship: [["placed", "Order received"], ["picking", "Being picked"], ["packed", "Packed"], ["shipped", "Shipped"], ["delivered", "Delivered"]],
 };
 const STATUS_TEXT = {
   pending: "We are placing your order…",
   placed: "Order received",
   picking: "We are picking your order",
+  packed: "Packed — waiting for the carrier",
   ready: "Ready for pickup",
   partially_picked_up: "Partly picked up",
   picked_up: "Picked up — thank you!",
@@ -344,7 +345,7 @@ class OmnitillOrder extends HTMLElement {
       p.textContent = `Refund due: ${(o.refund_due_cents / 100).toLocaleString(undefined, { style: "currency", currency: "USD" })}`;
       parts.push(p);
     }
-    const open = ["placed", "picking", "ready", "partially_picked_up"].includes(o.status);
+    const open = ["placed", "picking", "packed", "ready", "partially_picked_up"].includes(o.status);
     if (o.curbside && open) {
       if (o.bay) {
         const p = document.createElement("p");

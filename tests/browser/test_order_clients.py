@@ -234,6 +234,9 @@ def test_kiosk_orders_to_this_store_and_to_home(
         expect(entry).to_contain_text("1 Elm St")
         entry.get_by_role("button", name=f"Start picking order {ship_id}").click()
         expect(entry).to_contain_text("Picking", timeout=2_000)
+        entry.get_by_label("Parcels").fill("2")
+        entry.get_by_role("button", name="Packed").click()
+        expect(entry).to_contain_text("Packed · 2 parcels", timeout=2_000)
         entry.get_by_label("Tracking").fill("1Z999AA10123456784")
         shot(reg, artifacts, "ship-from-store-register")
         entry.get_by_role("button", name="Ship").click()
@@ -241,3 +244,4 @@ def test_kiosk_orders_to_this_store_and_to_home(
     shipped = engine.get(f"/api/v1/orders/{ship_id}", token)
     assert shipped["status"] == "shipped"
     assert shipped["shipment"] == {"carrier": "ups", "tracking": "1Z999AA10123456784"}
+    assert shipped["package"] == {"parcels": 2, "weight_g": None}

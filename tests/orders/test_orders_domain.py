@@ -133,6 +133,29 @@ def test_ship_split_cart_commit_ship_deliver_return() -> None:
     w.check()
 
 
+def test_packing_a_ship_order_keeps_it_open_until_it_ships_or_is_cancelled() -> None:
+    w = World(STOCK)
+    ship_to = {"address": "1 Main", "lat": 45.52, "lon": -122.68}
+    oid, d = create(w, lines=[{"sku": "S3", "qty": 1}], pickup_location=None, ship_to=ship_to)
+    assert d.rejection is None, d.rejection
+    o = w.orders[oid]
+    assert w.command("order.pick", {"order_id": oid}).rejection is None
+    assert w.command("order.pack", {"order_id": oid, "parcels": 2}).rejection is None
+    assert (o.status, o.parcels, o.weight_g) == ("packed", 2, 0) and o.status in od.OPEN_STATUSES
+    assert w.command("order.pack", {"order_id": oid, "weight_g": 900}).rejection is None  # re-pack
+    assert (o.parcels, o.weight_g) == (1, 900) and "packed" in o.times
+    assert w.command("order.pick", {"order_id": oid}).rejection.code == "conflict"  # type: ignore[union-attr]
+    # A packed order can still be cancelled: its stock goes back.
+    committed = w.pools["S3"].balances["C"].committed
+    assert w.command("order.cancel", {"order_id": oid}).rejection is None
+    assert o.status == "cancelled" and w.pools["S3"].balances["C"].committed == committed - 1
+    # Pickup orders are made ready, not packed.
+    pid, _ = create(w, lines=[{"sku": "S1", "qty": 1}], pickup_location="A")
+    r = w.command("order.pack", {"order_id": pid}).rejection
+    assert r is not None and r.code == "conflict" and "only ship orders" in r.message
+    w.check()
+
+
 def test_returning_the_collected_line_keeps_a_partial_pickup_open() -> None:
     """Found by the lifecycle property: a partial pickup whose collected line came back was
     marked "returned" (closed) while its other line still waited at the counter, so that

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from clients.python import CommandRejected, open_client
 from engine.server import Engine
@@ -192,6 +193,15 @@ async def test_bad_input_over_rest(engine: Engine) -> None:
         assert r.status_code == 409 and r.json()["code"] == "conflict"
         r = await http.post(f"/api/v1/orders/{oid}/deliver", json={"op_id": "bad-8"})
         assert r.status_code == 409 and "placed" in r.json()["message"]
+        # Packing is for ship orders; parcels must be 1-99; the order stays as it was.
+        r = await http.post(f"/api/v1/orders/{oid}/pack", json={"op_id": "bad-9"})
+        assert r.status_code == 409 and "only ship orders are packed" in r.json()["message"]
+        for parcels in (0, 100, "two"):
+            r = await http.post(f"/api/v1/orders/{oid}/pack", json={"op_id": f"bad-10-{parcels}", "parcels": parcels})
+            assert r.status_code == 400 and r.json()["code"] == "invalid_args", r.json()
+        r = await http.post("/api/v1/orders/O-NOPE/pack", json={"op_id": "bad-11"})
+        assert r.status_code == 404 and r.json()["code"] == "not_found"
+        assert (await http.get(f"/api/v1/orders/{oid}")).json()["status"] == "placed"
 
 
 async def test_curbside_bay_shows_in_pickup_queue(engine: Engine) -> None:
@@ -248,11 +258,21 @@ async def test_ship_from_store_with_tracking(engine: Engine) -> None:
         assert alloc["state"] == "committed"
         mid = bal(engine, sku, alloc["location_id"])
         await staff.command("order.pick", {"order_id": oid})
+        # Packed: the picking list shows it (parcels) until it ships; a re-pack corrects it.
+        packed = await staff.command("order.pack", {"order_id": oid, "parcels": 1})
+        assert packed["status"] == "packed"
+        await staff.command("order.pack", {"order_id": oid, "parcels": 2, "weight_g": 1800})
+        await view.wait_for(lambda s: s["package"] == {"parcels": 2, "weight_g": 1800})
+        queue = inv(engine).views.locations[alloc["location_id"]][f"ship:{oid}"]
+        assert queue["status"] == "packed" and queue["parcels"] == 2
         shipped = await staff.command(
             "order.ship", {"order_id": oid, "carrier": "ups", "tracking": "1Z999"}
         )
         assert shipped["status"] == "shipped"
         await view.wait_for(lambda s: (s["shipment"] or {}).get("tracking") == "1Z999")
+        with pytest.raises(CommandRejected) as late:  # shipped: too late to pack
+            await staff.command("order.pack", {"order_id": oid})
+        assert late.value.code == "conflict" and late.value.details["status"] == "shipped"
         await staff.command("order.deliver", {"order_id": oid})
         await view.wait_for(lambda s: s["status"] == "delivered")
     after = bal(engine, sku, alloc["location_id"])

@@ -27,7 +27,7 @@ races = st.lists(
 create = st.tuples(st.just("create"), cart, destination, races)
 other = st.one_of(
     st.tuples(
-        st.sampled_from(["order.pick", "order.ready", "order.cancel", "order.deliver"]),
+        st.sampled_from(["order.pick", "order.ready", "order.pack", "order.cancel", "order.deliver"]),
         st.integers(0, 5),
     ),
     st.tuples(st.just("order.pickup"), st.integers(0, 5), st.integers(1, 3), st.integers(1, 4)),
