@@ -21,6 +21,24 @@ __all__ = ["main"]
 RETAILERS = ("apparel", "grocer", "electronics")
 
 
+SERVE_ENV_HELP = """\
+more settings, from the environment:
+  OMNITILL_SECRET                    token signing secret (default: a file in the data dir)
+  OMNITILL_WEBHOOK_URLS              webhook endpoints, comma-separated (none: no webhooks)
+  OMNITILL_WEBHOOK_SECRET            HMAC-SHA256 key for Omnitill-Signature (required
+                                     with URLs, at least 16 characters)
+  OMNITILL_WEBHOOK_EVENTS            types to send (order.updated, stock.changed,
+                                     stock.conflict; default all)
+  OMNITILL_WEBHOOK_TIMEOUT_S         per attempt (default 5)
+  OMNITILL_WEBHOOK_STOCK_INTERVAL_S  stock.changed at most this often (default 1)
+  OMNITILL_ROUTING_RULES             ship routing rule order (default
+                                     fewest_shipments,prefer_stores,closest)
+  OMNITILL_IDLE_ORDER_ACTOR_S        order actors passivate after this idle time (default 5)
+  OMNITILL_SQLITE_WRITER             inline (default) or thread (slow disks)
+  OMNITILL_WS_FRONT                  lean (default) or hypercorn for /ws
+see docs/orders.md, docs/architecture.md and docs/scale-out.md for the rest"""
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir",
@@ -48,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the engine (gateway, actors, journal)",
         description="Run the engine. With no options: SQLite in ./.data, one process, "
         "apparel demo data on first start, web clients on http://127.0.0.1:8000.",
+        epilog=SERVE_ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(serve)
     serve.add_argument("--host", default=None, help="bind address (env HOST, default 127.0.0.1)")
@@ -160,8 +180,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
     )
 
+    refused: list[str] = []
+
     async def main() -> None:
-        engine = Engine(cfg)
+        try:
+            engine = Engine(cfg)
+        except ValueError as exc:  # a setting it cannot run with: say which, no traceback
+            refused.append(str(exc))
+            return
         async with trio.open_nursery() as nursery:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 nursery.start_soon(engine.run)
@@ -171,6 +197,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     break
 
     trio.run(main)
+    if refused:
+        print(f"omnitill serve: {refused[0]}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -48,6 +48,7 @@ LOG_STREAM = "webhooks:log"
 ACTOR_KEY = "webhooks:out"
 EVENT_TYPES = ("order.updated", "stock.changed", "stock.conflict")
 OUTCOMES = ("delivered", "retrying", "failed", "dropped")
+MIN_SECRET_CHARS = 16
 
 
 class Deliver(msgspec.Struct, frozen=True):
@@ -147,6 +148,12 @@ class Webhooks:
         secret = os.environ.get("OMNITILL_WEBHOOK_SECRET", "")
         events = {e.strip() for e in os.environ.get("OMNITILL_WEBHOOK_EVENTS", "").split(",")}
         events.discard("")
+        if urls and len(secret) < MIN_SECRET_CHARS:
+            # Unsigned (or randomly signed) deliveries cannot be told from forged ones.
+            raise ValueError(
+                "OMNITILL_WEBHOOK_URLS is set: set OMNITILL_WEBHOOK_SECRET too (at least"
+                f" {MIN_SECRET_CHARS} characters), the key receivers check signatures with"
+            )
         unknown = events - set(EVENT_TYPES)
         if unknown:
             raise ValueError(

@@ -162,10 +162,17 @@ async def test_stock_levels_are_coalesced_and_conflicts_go_out_at_once(
 
 
 async def test_webhook_event_filter(engine: Engine, nursery: trio.Nursery, monkeypatch: Any) -> None:
-    """OMNITILL_WEBHOOK_EVENTS picks the types sent; an unknown type is refused at start-up."""
+    """OMNITILL_WEBHOOK_EVENTS picks the types sent; an unknown type, or endpoints without a
+    signing key, are refused at start-up."""
     from actors.orders.webhooks import Webhooks
 
     monkeypatch.setenv("OMNITILL_WEBHOOK_URLS", "http://127.0.0.1:9/x")
+    with pytest.raises(ValueError, match="OMNITILL_WEBHOOK_SECRET"):  # no key: no webhooks
+        Webhooks.from_env()
+    monkeypatch.setenv("OMNITILL_WEBHOOK_SECRET", "short")
+    with pytest.raises(ValueError, match="at least 16"):
+        Webhooks.from_env()
+    monkeypatch.setenv("OMNITILL_WEBHOOK_SECRET", "a-shared-key-of-some-length")
     monkeypatch.setenv("OMNITILL_WEBHOOK_EVENTS", "order.updated, stock.conflict")
     hooks = Webhooks.from_env()
     assert hooks.wants("order.updated") and hooks.wants("stock.conflict")
@@ -192,3 +199,20 @@ def test_stock_conflict_notice_carries_every_field_of_the_event() -> None:
     from actors.inventory.events import StockConflict
 
     assert set(StockConflictNotice.__struct_fields__) == {"sku", *StockConflict.__struct_fields__}
+
+
+def test_serve_refuses_webhook_urls_without_a_key(tmp_path: Any) -> None:
+    """`omnitill serve` with endpoints but no signing key stops with one clear line, exit 2."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMNITILL_WEBHOOK_URLS": "http://127.0.0.1:9/erp"}
+    env.pop("OMNITILL_WEBHOOK_SECRET", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "serve", "--data-dir", str(tmp_path), "--port", "0"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("omnitill serve: OMNITILL_WEBHOOK_URLS is set")
+    assert "Traceback" not in done.stderr
