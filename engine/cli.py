@@ -34,7 +34,8 @@ more settings, from the environment:
   OMNITILL_ROUTING_RULES             ship routing rule order (default
                                      fewest_shipments,prefer_stores,closest)
   OMNITILL_IDLE_ORDER_ACTOR_S        order actors passivate after this idle time (default 5)
-  OMNITILL_SQLITE_WRITER             inline (default) or thread (slow disks)
+  OMNITILL_SQLITE_WRITER             inline (default), thread (slow disks) or process
+                                     (a writer process beside the engine)
   OMNITILL_WS_FRONT                  lean (default) or hypercorn for /ws
 see docs/orders.md, docs/architecture.md and docs/scale-out.md for the rest"""
 

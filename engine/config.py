@@ -54,7 +54,7 @@ class Config(msgspec.Struct, kw_only=True):
     ws_front: Literal["lean", "hypercorn"] = "lean"
     # SQLite group commit on the trio thread ("inline", fast when fsync is sub-ms) or in a
     # worker thread ("thread", for slow disks). See engine/journal/sqlite.py.
-    sqlite_writer: Literal["inline", "thread"] = "inline"
+    sqlite_writer: Literal["inline", "thread", "process"] = "inline"
 
     @classmethod
     def from_env(cls, **overrides: object) -> Config:
@@ -70,7 +70,7 @@ class Config(msgspec.Struct, kw_only=True):
             allowed_origins=_env_list("OMNITILL_ALLOWED_ORIGINS", "*"),
             log_level=env.get("OMNITILL_LOG_LEVEL", "INFO"),
             ws_front="hypercorn" if env.get("OMNITILL_WS_FRONT") == "hypercorn" else "lean",
-            sqlite_writer="thread" if env.get("OMNITILL_SQLITE_WRITER") == "thread" else "inline",
+            sqlite_writer=_sqlite_writer(env.get("OMNITILL_SQLITE_WRITER", "inline")),
             idle_order_actor_s=float(env.get("OMNITILL_IDLE_ORDER_ACTOR_S", "5")),
             idle_topic_s=float(env.get("OMNITILL_IDLE_TOPIC_S", "600")),
             max_idle_topics=int(env.get("OMNITILL_MAX_IDLE_TOPICS", "20000")),
@@ -81,3 +81,11 @@ class Config(msgspec.Struct, kw_only=True):
         if cfg.demo in ("none", "off", ""):
             cfg.demo = None
         return cfg
+
+
+def _sqlite_writer(value: str) -> Literal["inline", "thread", "process"]:
+    if value == "thread":
+        return "thread"
+    if value == "process":
+        return "process"
+    return "inline"

@@ -56,6 +56,12 @@ def _sqlite_thread(tmp_path: Path) -> Backend:
     return Backend("sqlite-thread", lambda **kw: SqliteJournal(path, writer="thread", **kw))
 
 
+def _sqlite_process(tmp_path: Path) -> Backend:
+    """The SQLite store with its writer in a child process (OMNITILL_SQLITE_WRITER=process)."""
+    path = tmp_path / "journal.db"
+    return Backend("sqlite-process", lambda **kw: SqliteJournal(path, writer="process", **kw))
+
+
 def _memory(tmp_path: Path) -> Backend:
     store = MemoryStore()  # shared by every journal this backend makes: a "reopen" sees it
     return Backend("memory", lambda **kw: MemoryJournal(store, **kw))
@@ -121,6 +127,7 @@ def _drop_schemas() -> None:
 BACKENDS: dict[str, Callable[[Path], Backend]] = {
     "sqlite": _sqlite,
     "sqlite-thread": _sqlite_thread,
+    "sqlite-process": _sqlite_process,
     "memory": _memory,
     "postgres": _postgres,
 }
