@@ -277,30 +277,29 @@ def _pick(state: Order, a: OrderRefArgs, ctx: Ctx) -> Decision:
 
 
 def _ready(state: Order, a: OrderRefArgs, ctx: Ctx) -> Decision:
-    if state.fulfilment != "pickup" and state.status != "new":
-        return _reject(
-            ErrorCode.CONFLICT,
-            "only pickup orders become ready for pickup",
-            fulfilment=state.fulfilment,
-        )
-    rej = _check_status(state, "mark ready", {"placed", "picking"}) or _no_open_exception(
-        state, "marking it ready"
+    rej = (
+        _only_for(state, "pickup", "only pickup orders become ready for pickup")
+        or _check_status(state, "mark ready", {"placed", "picking"})
+        or _no_open_exception(state, "marking it ready")
     )
     return rej or Decision(events=[MarkedReady(ctx.now)])
 
 
 def _pack(state: Order, a: OrderPackArgs, ctx: Ctx) -> Decision:
-    if state.fulfilment != "ship" and state.status != "new":
-        return _reject(
-            ErrorCode.CONFLICT,
-            "only ship orders are packed (a pickup order is made ready)",
-            fulfilment=state.fulfilment,
-        )
     # From packed too: a re-pack (another box, a corrected weight) replaces the figures.
-    rej = _check_status(state, "pack", {"placed", "picking", "packed"}) or _no_open_exception(
-        state, "packing it"
+    rej = (
+        _only_for(state, "ship", "only ship orders are packed (a pickup order is made ready)")
+        or _check_status(state, "pack", {"placed", "picking", "packed"})
+        or _no_open_exception(state, "packing it")
     )
     return rej or Decision(events=[Packed(a.parcels, a.weight_g or 0, ctx.now)])
+
+
+def _only_for(state: Order, fulfilment: str, message: str) -> Decision | None:
+    """A command for one kind of order (an unknown order is `_check_status`'s not_found)."""
+    if state.fulfilment != fulfilment and state.status != "new":
+        return _reject(ErrorCode.CONFLICT, message, fulfilment=state.fulfilment)
+    return None
 
 
 def _no_open_exception(state: Order, doing: str) -> Decision | None:
@@ -315,9 +314,9 @@ def _no_open_exception(state: Order, doing: str) -> Decision | None:
 
 
 def _arrived(state: Order, a: OrderArrivedArgs, ctx: Ctx) -> Decision:
-    if state.fulfilment != "pickup" and state.status != "new":
-        return _reject(ErrorCode.CONFLICT, "curbside is for pickup orders")
-    rej = _check_status(state, "check in for", OPEN_STATUSES)
+    rej = _only_for(state, "pickup", "curbside is for pickup orders") or _check_status(
+        state, "check in for", OPEN_STATUSES
+    )
     if rej:
         return rej
     if not state.curbside:
@@ -329,12 +328,10 @@ def _arrived(state: Order, a: OrderArrivedArgs, ctx: Ctx) -> Decision:
     return Decision(events=[CustomerArrived(a.bay, ctx.now)])
 
 
-
-
 def _pickup(state: Order, a: OrderPickupArgs, ctx: Ctx) -> Decision:
-    if state.fulfilment != "pickup" and state.status != "new":
-        return _reject(ErrorCode.CONFLICT, "a ship order is not picked up: ship it")
-    rej = _check_status(state, "hand over", OPEN_STATUSES)
+    rej = _only_for(state, "pickup", "a ship order is not picked up: ship it") or _check_status(
+        state, "hand over", OPEN_STATUSES
+    )
     if rej:
         return rej
     if a.pickup_code and a.pickup_code != state.pickup_code:
@@ -411,9 +408,9 @@ def _pickup(state: Order, a: OrderPickupArgs, ctx: Ctx) -> Decision:
 
 
 def _ship(state: Order, a: OrderShipArgs, ctx: Ctx) -> Decision:
-    if state.fulfilment != "ship" and state.status != "new":
-        return _reject(ErrorCode.CONFLICT, "a pickup order is handed over, not shipped")
-    rej = _check_status(state, "ship", {"placed", "picking", "packed"})
+    rej = _only_for(state, "ship", "a pickup order is handed over, not shipped") or _check_status(
+        state, "ship", {"placed", "picking", "packed"}
+    )
     if rej:
         return rej
     tag = f"s{opk(ctx.op_id)}"

@@ -29,17 +29,27 @@ with the same op_id) -- and the next group starts a new child.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+import trio
 
 from ._group import Outcome, WriteOp
 from .base import AppendResult, Batch, JournalError, Snapshot, VersionConflict
 
-__all__ = ["decode_group", "decode_outcomes", "encode_group", "encode_outcomes", "main"]
+__all__ = [
+    "WriterProcess",
+    "decode_group",
+    "decode_outcomes",
+    "encode_group",
+    "encode_outcomes",
+    "main",
+]
 
 _enc = msgspec.msgpack.Encoder()
 _group_dec = msgspec.msgpack.Decoder(tuple[float, list[tuple[int, msgspec.Raw]]])
@@ -99,6 +109,73 @@ def decode_outcomes(body: bytes, ops: Sequence[WriteOp]) -> list[Outcome]:
     return outcomes
 
 
+# --- the parent's side --------------------------------------------------------------------
+
+# `-c`, not `-m`: runpy would re-execute a module the package has imported already.
+_CHILD_MAIN = "import sys; from engine.journal._sqlite_proc import main; sys.exit(main())"
+
+
+class WriterProcess:
+    """The engine's handle on its writer child: started on first use, replaced after a death."""
+
+    def __init__(self, path: str, synchronous: str) -> None:
+        self._argv = [sys.executable, "-c", _CHILD_MAIN, path, synchronous]
+        self.process: trio.Process | None = None
+        self._buf = bytearray()
+
+    async def write(self, ops: Sequence[WriteOp], ts: float) -> list[Outcome]:
+        """One frame out, one back. Shielded: a cancel halfway would leave the pipe between
+        two frames; like the thread writer, the group runs to its end."""
+        with trio.CancelScope(shield=True):
+            try:
+                proc = await self._started()
+                assert proc.stdin is not None
+                await proc.stdin.send_all(encode_group(ops, ts))
+                body = await self._receive_frame(proc)
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, EOFError) as exc:
+                await self.stop()  # the next group starts a new child
+                raise JournalError(f"writer process gone: {exc!r}") from exc
+        return decode_outcomes(body, ops)
+
+    async def _started(self) -> trio.Process:
+        if self.process is None:
+            self._buf.clear()
+            self.process = await trio.lowlevel.open_process(
+                self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            )
+        return self.process
+
+    async def _receive_frame(self, proc: trio.Process) -> bytes:
+        assert proc.stdout is not None
+        buf = self._buf
+        while True:
+            if len(buf) >= 4:
+                n = int.from_bytes(buf[:4], "big")
+                if len(buf) >= 4 + n:
+                    body = bytes(buf[4 : 4 + n])
+                    del buf[: 4 + n]
+                    return body
+            chunk = await proc.stdout.receive_some(1 << 16)
+            if not chunk:
+                raise EOFError("the writer process closed its output")
+            buf += chunk
+
+    async def stop(self) -> None:
+        """End its input (it closes the database and exits); kill it if it does not."""
+        proc, self.process = self.process, None
+        if proc is None:
+            return
+        with trio.CancelScope(shield=True):
+            if proc.stdin is not None:
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await proc.stdin.aclose()
+            with trio.move_on_after(10):
+                await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
 # --- the child ----------------------------------------------------------------------------
 
 
@@ -114,24 +191,16 @@ def _read_exact(stream: Any, n: int) -> bytes | None:
 
 
 def _apply(conn: sqlite3.Connection, ops: list[WriteOp], ts: float) -> list[Outcome]:
-    from ._sqlite_bulk import apply_group
-    from ._sqlite_perjob import stage_per_job
+    from .sqlite import commit_staged, stage_group  # what the inline writer runs, too
 
-    outcomes = apply_group(conn, ops, ts)
-    if outcomes is None:
-        outcomes = stage_per_job(conn, ops, ts)
-    try:
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+    outcomes = stage_group(conn, ops, ts)
+    commit_staged(conn)
     return outcomes
 
 
 def main(argv: list[str] | None = None) -> int:
     """The child's main (argv: PATH SYNCHRONOUS): serve groups on stdin/stdout until stdin
-    ends. Started by `SqliteJournal` (`_CHILD_MAIN`)."""
+    ends. Started by `WriterProcess` (`_CHILD_MAIN`)."""
     from .sqlite import open_writer_connection
 
     path, synchronous = (argv if argv is not None else sys.argv[1:])[:2]

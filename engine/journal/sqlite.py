@@ -62,12 +62,9 @@ transaction and recorded in `schema_migrations`; re-opening applies nothing twic
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -78,7 +75,7 @@ import trio
 from ._group import GroupCommitJournal, Outcome, WriteOp
 from ._sqlite_bulk import BULK_CACHE_STATEMENTS, apply_group
 from ._sqlite_perjob import stage_per_job, stream_version
-from ._sqlite_proc import decode_outcomes, encode_group
+from ._sqlite_proc import WriterProcess
 from .base import (
     Journal,
     JournalClosed,
@@ -190,8 +187,10 @@ class SqliteJournal(GroupCommitJournal):
             raise ValueError("writer must be 'inline', 'thread' or 'process'")
         self._writer_mode = writer
         self._inline_writer = writer == "inline"
-        self._proc: trio.Process | None = None  # writer="process": the child (_sqlite_proc.py)
-        self._proc_buf = bytearray()
+        # writer="process": the child that writes (`_sqlite_proc.py`), started on first use
+        self._writer_proc = (
+            WriterProcess(os.fspath(path), synchronous) if writer == "process" else None
+        )
         self._path = os.fspath(path)
         if self._path == ":memory:" or self._path.startswith("file::memory:"):
             raise ValueError("SqliteJournal needs a file (WAL and several connections)")
@@ -238,7 +237,8 @@ class SqliteJournal(GroupCommitJournal):
     async def close(self) -> None:
         with trio.CancelScope(shield=True):  # cleanup must finish even during shutdown
             await self._stop_writer()
-            await self._stop_process()
+            if self._writer_proc is not None:
+                await self._writer_proc.stop()
             if self._released:
                 return
             self._released = True
@@ -309,8 +309,8 @@ class SqliteJournal(GroupCommitJournal):
                 log.warning("WAL checkpoint failed: %s", exc)
 
     async def _write_group(self, ops: Sequence[WriteOp], ts: float) -> list[Outcome]:
-        if self._writer_mode == "process":
-            return await self._write_group_in_process(ops, ts)
+        if self._writer_proc is not None:
+            return await self._writer_proc.write(ops, ts)
         if self._inline_writer:
             # The statements run on the trio thread (see the module docstring), the COMMIT --
             # the WAL write and the fsync, one `sqlite3_step` -- in a worker thread, while the
@@ -336,61 +336,6 @@ class SqliteJournal(GroupCommitJournal):
             self._write_group_sync, ops, ts, limiter=self._write_limiter
         )
 
-    async def _write_group_in_process(self, ops: Sequence[WriteOp], ts: float) -> list[Outcome]:
-        """One frame out, one back (`_sqlite_proc.py`). Shielded: a cancel halfway would
-        leave the pipe between two frames; like the thread writer, the group runs to its end."""
-        with trio.CancelScope(shield=True):
-            try:
-                proc = await self._writer_process()
-                assert proc.stdin is not None
-                await proc.stdin.send_all(encode_group(ops, ts))
-                body = await self._receive_frame(proc)
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, EOFError) as exc:
-                await self._stop_process()  # the next group starts a new child
-                raise JournalError(f"writer process gone: {exc!r}") from exc
-        return decode_outcomes(body, ops)
-
-    async def _writer_process(self) -> trio.Process:
-        if self._proc is None:
-            if self._released:
-                raise JournalClosed("journal is closed")
-            self._proc_buf.clear()
-            self._proc = await trio.lowlevel.open_process(
-                [sys.executable, "-c", _CHILD_MAIN, self._path, self._synchronous],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-            )
-        return self._proc
-
-    async def _receive_frame(self, proc: trio.Process) -> bytes:
-        assert proc.stdout is not None
-        buf = self._proc_buf
-        while True:
-            if len(buf) >= 4:
-                n = int.from_bytes(buf[:4], "big")
-                if len(buf) >= 4 + n:
-                    body = bytes(buf[4 : 4 + n])
-                    del buf[: 4 + n]
-                    return body
-            chunk = await proc.stdout.receive_some(1 << 16)
-            if not chunk:
-                raise EOFError("the writer process closed its output")
-            buf += chunk
-
-    async def _stop_process(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        with trio.CancelScope(shield=True):
-            if proc.stdin is not None:
-                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    await proc.stdin.aclose()  # end of input: the child closes its database
-            with trio.move_on_after(10):
-                await proc.wait()
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-
     def _write_group_waiting(self, ops: Sequence[WriteOp], ts: float) -> list[Outcome]:
         """Inline mode, database locked by someone else: wait for the lock (worker thread)."""
         conn = self._wconn
@@ -412,21 +357,13 @@ class SqliteJournal(GroupCommitJournal):
         conn = self._wconn
         if conn is None:
             raise JournalClosed("journal is closed")
-        outcomes = apply_group(conn, ops, ts)  # a few statements for the whole group
-        if outcomes is None:
-            outcomes = stage_per_job(conn, ops, ts)
-        return outcomes
+        return stage_group(conn, ops, ts)
 
     def _commit_staged(self) -> None:
         conn = self._wconn
         if conn is None:
             raise JournalClosed("journal is closed")
-        try:
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        commit_staged(conn)
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -625,10 +562,24 @@ _BUSY_TIMEOUT_MS = 10_000
 CHECKPOINT_EVERY_S = 0.5
 # A group of this many jobs or more COMMITs in a worker thread (see the module docstring).
 COMMIT_IN_THREAD_MIN_JOBS = 4
-# The writer process's entry (`-c`, not `-m`: runpy would re-execute a module the package
-# already imported).
-_CHILD_MAIN = "import sys; from engine.journal._sqlite_proc import main; sys.exit(main())"
 _READ_STREAMS_CHUNK = 500  # stream names per `IN (...)`: far below SQLite's parameter limit
+
+
+def stage_group(conn: sqlite3.Connection, ops: Sequence[WriteOp], ts: float) -> list[Outcome]:
+    """BEGIN and apply the group (bulk, else per job); the transaction stays open."""
+    outcomes = apply_group(conn, ops, ts)  # a few statements for the whole group
+    if outcomes is None:
+        outcomes = stage_per_job(conn, ops, ts)
+    return outcomes
+
+
+def commit_staged(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _connect(path: str, synchronous: str) -> sqlite3.Connection:

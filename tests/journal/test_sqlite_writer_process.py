@@ -19,20 +19,22 @@ async def test_a_killed_writer_process_fails_its_group_and_is_replaced(tmp_path:
         await nursery.start(journal.run)
         first = await journal.append(Batch("s", 0, events=[("E", b"1")]))
         assert first.version == 1
-        proc = journal._proc
+        writer = journal._writer_proc
+        assert writer is not None
+        proc = writer.process
         assert proc is not None and proc.returncode is None
         proc.kill()
         await proc.wait()
         with pytest.raises(JournalError, match="writer process gone"):
             await journal.append(Batch("s", 1, events=[("E", b"2")]))
         again = await journal.append(Batch("s", 1, events=[("E", b"2")]))  # a new child
-        assert again.version == 2 and journal._proc is not proc
+        assert again.version == 2 and writer.process is not proc
         assert [e.data for e in await journal.read("s")] == [b"1", b"2"]
         assert journal.stats()["writer"] == "process"
-        second = journal._proc
+        second = writer.process
         assert second is not None
         await journal.close()
-    assert journal._proc is None and second.returncode == 0  # told to stop, exited cleanly
+    assert writer.process is None and second.returncode == 0  # told to stop, exited cleanly
 
 
 async def test_an_engine_on_the_process_writer_and_back(data_dir: Path) -> None:
