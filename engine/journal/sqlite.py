@@ -28,13 +28,14 @@ on it (hot SKU: -8% holds/s measured when every group went to the thread). The w
 is not abandoned on cancellation (trio's default), so a transaction that started always runs
 to COMMIT or ROLLBACK before the writer task sees Cancelled.
 `writer="thread"` (env OMNITILL_SQLITE_WRITER=thread) runs whole groups in a worker thread,
-for disks whose fsync takes several ms: there the loop must not wait on the disk.
+for disks whose fsync takes several ms: there the loop must not wait on the disk. There the
+connection is used only from worker threads that hold `_write_limiter` (a CapacityLimiter(1)),
+so exactly one thread touches it at a time.
 `writer="process"` (OMNITILL_SQLITE_WRITER=process) runs the writer in a child process with
 a GIL of its own (`_sqlite_proc.py`): one frame per group over a pipe, and none of SQLite's
 work on the loop's thread or under its GIL (orders benchmark: 0.52-0.66 instead of
-0.67-0.86 ms of engine CPU per order, ~8 % more orders/s; hot SKU unchanged). There the
-connection is used only from worker threads that hold `_write_limiter` (a CapacityLimiter(1)),
-so exactly one thread touches it at a time.
+0.67-0.86 ms of engine CPU per order, ~8 % more orders/s; hot SKU unchanged). The parent
+keeps the migrations, the read pool and the checkpointer.
 
 SQLite's automatic WAL checkpoint is off on the writer connection: it runs inside a COMMIT now
 and then (copying ~1,000 pages back and syncing the database file) and would stall the writer
