@@ -30,7 +30,8 @@ class OrderUpdated(msgspec.Struct, frozen=True):
     version: int
     fulfilment: Literal["pickup", "ship", ""]
     exceptions: list[dict[str, Any]]
-    shipment: dict[str, Any] | None
+    shipment: dict[str, Any] | None  # {carrier, tracking} once shipped
+    package: dict[str, Any] | None = None  # {parcels, weight_g} once packed (ship-from-store)
 
 
 class StockLevel(msgspec.Struct, frozen=True):

@@ -194,6 +194,7 @@ class OrdersWiring:
                     fulfilment=state.fulfilment,
                     exceptions=view["exceptions"],
                     shipment=view["shipment"],
+                    package=view["package"],
                 ),
                 self.engine.registry,
             )
