@@ -66,7 +66,8 @@ async def test_an_engine_on_the_process_writer_and_back(data_dir: Path) -> None:
 async def test_orders_through_writer_process_kills_lose_nothing(data_dir: Path) -> None:
     """Concurrent orders while the writer child is killed twice: a create whose commit died
     gets an error (retry with the same op_id), its saga finishes from the journal, and in
-    the end every order is placed exactly once and the stock committed is exactly theirs."""
+    the end every order is placed exactly once and the stock committed is exactly theirs.
+    (Usually 15-40 of the 1,000 creates fail; sometimes none do, see below.)"""
     import time
 
     from engine.auth import Claims
@@ -114,7 +115,10 @@ async def test_orders_through_writer_process_kills_lose_nothing(data_dir: Path) 
             nursery.start_soon(killer)
             for i in range(20):
                 nursery.start_soon(client, i)
-        assert failed, "a kill should have failed at least one create"
+        # Each kill failed the group in flight (or the next one). Whether a client saw it
+        # depends on whose batches were in it: a SKU pool's failed step is retried by the
+        # order's saga and the create still succeeds; an order's own batch fails the create.
+        assert engine.journal.stats()["failures"] >= 2
         # The client retries what failed, with the same op_id, until it is answered.
         with trio.fail_after(60):
             for op in failed:
